@@ -1,0 +1,72 @@
+# Minequest — the verbs CI and the README use.
+#   make dev    install everything and run the whole suite on embedded stores
+#   make test   lint, then every test (unit, integration, end-to-end)
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PROTOS := $(shell find protos -name '*.proto')
+BUF := node_modules/.bin/buf
+
+.PHONY: help install protos lint lint-py lint-protos format test test-fast dev bench clean
+
+help:
+	@echo "make dev      install and start the whole suite (embedded Redis + MongoDB)"
+	@echo "make test     lint + all tests"
+	@echo "make install  create .venv, install pinned deps, generate stubs"
+	@echo "make protos   regenerate Python stubs from protos/"
+	@echo "make lint     ruff, mypy, buf lint and buf breaking"
+	@echo "make bench    run the benchmarks under bench/"
+
+install: $(VENV)/.installed minequest/README
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+	  { echo "Python 3.11+ is required ($(PYTHON) is $$($(PYTHON) --version))"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || \
+	  { echo "cannot create a virtualenv: on Debian/Ubuntu run 'apt-get install python3-venv'"; exit 1; }
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+protos: $(VENV)/.installed
+	$(BIN)/python -m tools.gen_protos
+
+minequest/README: $(PROTOS) $(VENV)/.installed tools/gen_protos.py
+	$(BIN)/python -m tools.gen_protos
+
+$(BUF): package.json
+	@if command -v npm >/dev/null; then npm install --silent --no-audit --no-fund && touch $(BUF); \
+	 else echo "npm not found: skipping buf (install Node.js to lint the contracts)"; fi
+
+lint: lint-py lint-protos
+
+lint-py: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+lint-protos: $(BUF)
+	@if [ -x $(BUF) ]; then $(BUF) lint protos && tools/buf_breaking.sh; \
+	 else echo "buf not installed: contract lint skipped"; fi
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: lint
+	$(BIN)/pytest
+
+test-fast: install
+	$(BIN)/pytest -m "not e2e"
+
+dev: install
+	$(BIN)/python -m tools.dev
+
+bench: install
+	@ls bench/*.py >/dev/null 2>&1 || { echo "no benchmarks yet"; exit 0; }
+	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) minequest node_modules .mypy_cache .ruff_cache .pytest_cache

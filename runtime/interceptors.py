@@ -1,0 +1,134 @@
+"""gRPC interceptors: request id, metrics and error mapping (server and client)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+from grpc.aio import ServicerContext
+
+from runtime import context
+from runtime.errors import DomainError, status_code_of, to_grpc_status
+from runtime.metrics import (
+    GRPC_CLIENT_HANDLED,
+    GRPC_CLIENT_SECONDS,
+    GRPC_SERVER_HANDLED,
+    GRPC_SERVER_SECONDS,
+    split_method,
+)
+
+log = logging.getLogger(__name__)
+
+Context = ServicerContext[Any, Any]
+Behavior = Callable[[Any, Context], Awaitable[Any]]
+
+
+def _metadata_value(metadata: Any, key: str) -> str | None:
+    for item_key, value in metadata or ():
+        if item_key == key:
+            return value if isinstance(value, str) else value.decode()
+    return None
+
+
+def _code_of(ctx: Context) -> grpc.StatusCode:
+    code = ctx.code()
+    return code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.UNKNOWN
+
+
+class ServerInterceptor(grpc.aio.ServerInterceptor):
+    """Binds the request id, counts and times calls, maps domain errors to status.
+
+    Unexpected exceptions are logged with their stack and answered INTERNAL
+    with a generic message: a client never sees a stack trace.
+    """
+
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        service, method = split_method(handler_call_details.method)
+        if service.startswith("grpc."):
+            return handler  # health and reflection: not our business metrics
+        inner: Behavior = handler.unary_unary  # type: ignore[assignment]
+        incoming_id = _metadata_value(
+            handler_call_details.invocation_metadata, context.REQUEST_ID_HEADER
+        )
+
+        async def behavior(request: Any, ctx: Context) -> Any:
+            request_id = incoming_id if context.valid_request_id(incoming_id) else None
+            token = context.request_id.set(request_id or context.new_request_id())
+            started = time.perf_counter()
+            code = grpc.StatusCode.OK
+            try:
+                return await inner(request, ctx)
+            except DomainError as error:
+                status = to_grpc_status(error)
+                code = status_code_of(error)
+                await ctx.abort(status.code, status.details, status.trailing_metadata)
+            except grpc.aio.AbortError:  # the handler called ctx.abort itself
+                code = _code_of(ctx)
+                raise
+            except Exception:
+                log.exception("unhandled error in %s/%s", service, method)
+                code = grpc.StatusCode.INTERNAL
+                await ctx.abort(grpc.StatusCode.INTERNAL, "internal error")
+            finally:
+                GRPC_SERVER_SECONDS.labels(service, method).observe(time.perf_counter() - started)
+                GRPC_SERVER_HANDLED.labels(service, method, code.name).inc()
+                context.request_id.reset(token)
+
+        return grpc.unary_unary_rpc_method_handler(
+            behavior,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+class ClientInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
+    """Forwards the request id, applies a default deadline, counts and times calls."""
+
+    def __init__(self, default_timeout: float) -> None:
+        self.default_timeout = default_timeout
+
+    async def intercept_unary_unary(
+        self,
+        continuation: Callable[[grpc.aio.ClientCallDetails, Any], Any],
+        client_call_details: grpc.aio.ClientCallDetails,
+        request: Any,
+    ) -> Any:
+        method = client_call_details.method
+        if isinstance(method, bytes):
+            method = method.decode()
+        service, name = split_method(method)
+        metadata = grpc.aio.Metadata(*(client_call_details.metadata or ()))
+        request_id = context.request_id.get()
+        if request_id and _metadata_value(metadata, context.REQUEST_ID_HEADER) is None:
+            metadata.add(context.REQUEST_ID_HEADER, request_id)
+        timeout = client_call_details.timeout
+        details = grpc.aio.ClientCallDetails(
+            method=client_call_details.method,
+            timeout=self.default_timeout if timeout is None else timeout,
+            metadata=metadata,
+            credentials=client_call_details.credentials,
+            wait_for_ready=client_call_details.wait_for_ready,
+        )
+        started = time.perf_counter()
+        code = grpc.StatusCode.OK
+        try:
+            call = await continuation(details, request)
+            return await call
+        except grpc.aio.AioRpcError as error:
+            code = error.code()
+            raise
+        finally:
+            GRPC_CLIENT_SECONDS.labels(service, name).observe(time.perf_counter() - started)
+            GRPC_CLIENT_HANDLED.labels(service, name, code.name).inc()

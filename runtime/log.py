@@ -1,0 +1,67 @@
+"""JSON-lines logging, configured once at a process's entry point.
+
+Every record carries ``service`` and, where known, ``request_id``,
+``user_id`` and ``idempotency_key`` from :mod:`runtime.context`. Modules use
+``logging.getLogger(__name__)`` and pass structured fields with ``extra=``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import logging.config
+import traceback
+from datetime import UTC, datetime
+from typing import Any
+
+from runtime import context
+
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line."""
+
+    def __init__(self, service: str = "") -> None:
+        super().__init__()
+        self.service = service
+
+    def format(self, record: logging.LogRecord) -> str:
+        payload: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "service": self.service,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for key, var in (
+            ("request_id", context.request_id),
+            ("user_id", context.user_id),
+            ("idempotency_key", context.idempotency_key),
+        ):
+            value = var.get()
+            if value is not None:
+                payload[key] = value
+        for key, value in vars(record).items():
+            if key not in _STANDARD and not key.startswith("_"):
+                payload[key] = value
+        if record.exc_info:
+            payload["exc"] = "".join(traceback.format_exception(*record.exc_info))
+        return json.dumps(payload, default=str)
+
+
+def configure_logging(service: str, level: str = "INFO") -> None:
+    """Install JSON logging on the root logger (call once, at the entry point)."""
+    logging.config.dictConfig(
+        {
+            "version": 1,
+            "disable_existing_loggers": False,
+            "formatters": {"json": {"()": JsonFormatter, "service": service}},
+            "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json"}},
+            "root": {"level": level, "handlers": ["stderr"]},
+            "loggers": {
+                "uvicorn.access": {"level": "WARNING"},
+                "pymongo": {"level": "WARNING"},
+            },
+        }
+    )

@@ -1,0 +1,77 @@
+"""Pure validation and normalisation of what users type in.
+
+Wallets are EVM addresses checked with eth-utils (EIP-55): all-lowercase or
+all-uppercase hex is accepted and checksummed; mixed case must be a valid
+checksum. Emails go through email-validator (syntax only, no DNS); phones
+through phonenumbers (stored as E.164).
+"""
+
+from __future__ import annotations
+
+import re
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+from eth_utils.address import is_checksum_address, is_hex_address, to_checksum_address
+
+from services.auth.errors import (
+    InvalidEmail,
+    InvalidPhone,
+    InvalidReferralCode,
+    InvalidUsername,
+    InvalidWalletAddress,
+)
+
+_USERNAME = re.compile(r"^[A-Za-z0-9_]{3,32}$")
+_REFERRAL = re.compile(r"^[A-Z2-7]{8}$")
+
+
+def wallet_address(value: str, field: str = "walletAddress") -> str:
+    """The EIP-55 checksummed form of ``value``, or :class:`InvalidWalletAddress`."""
+    value = value.strip()
+    if not is_hex_address(value) or not value.startswith("0x"):
+        raise InvalidWalletAddress(
+            "wallet address must be 0x followed by 40 hex digits", field=field
+        )
+    digits = value[2:]
+    if digits not in (digits.lower(), digits.upper()) and not is_checksum_address(value):
+        raise InvalidWalletAddress(
+            "wallet address has mixed case but is not a valid EIP-55 checksum", field=field
+        )
+    return str(to_checksum_address(value))
+
+
+def email(value: str, field: str = "email") -> str:
+    """A normalised, lowercased email address."""
+    try:
+        result = validate_email(value.strip(), check_deliverability=False)
+    except EmailNotValidError as error:
+        raise InvalidEmail(f"email is not valid: {error}", field=field) from None
+    return str(result.normalized).lower()
+
+
+def phone(value: str, field: str = "phone") -> str:
+    """An E.164 phone number (the leading + and country code are required)."""
+    try:
+        parsed = phonenumbers.parse(value.strip(), None)
+    except phonenumbers.NumberParseException:
+        raise InvalidPhone(
+            "phone must be in international format, e.g. +14155550123", field=field
+        ) from None
+    if not phonenumbers.is_valid_number(parsed):
+        raise InvalidPhone("phone is not a valid number", field=field)
+    return str(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164))
+
+
+def username(value: str, field: str = "username") -> str:
+    value = value.strip()
+    if not _USERNAME.match(value):
+        raise InvalidUsername("username must be 3-32 letters, digits or underscores", field=field)
+    return value
+
+
+def referral_code(value: str, field: str = "referralCode") -> str:
+    value = value.strip().upper()
+    if not _REFERRAL.match(value):
+        raise InvalidReferralCode("referral code is not valid", field=field)
+    return value

@@ -1,0 +1,446 @@
+"""The auth service over real gRPC (port 0) with a real MongoDB-wire server
+and a real SMTP server. Nothing is mocked."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import grpc
+import jwt
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from minequest.auth.v1 import auth_pb2, auth_pb2_grpc
+from runtime.config import Env
+from runtime.errors import decode_rpc_error
+from runtime.grpc_server import create_server
+from runtime.stores import mongo_client
+from services.auth.admin import create_admin
+from services.auth.server import SERVICE_NAME, auth_lifespan
+from services.auth.settings import AuthSettings
+from services.auth.store import AuthStore
+from tests.integration.conftest import SmtpServer
+
+pytestmark = pytest.mark.integration
+
+WALLET = "0x52908400098527886e0f7030069857d2e4169ee7"
+WALLET_CHECKSUMMED = "0x52908400098527886E0F7030069857D2E4169EE7"
+OTHER_WALLET = "0xde709f2102306220921060314715629080e2fb77"
+
+
+class Clock:
+    """A clock the test can move forward."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta()
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+
+@dataclass
+class Auth:
+    stub: auth_pb2_grpc.AuthServiceAsyncStub
+    channel: grpc.aio.Channel
+    settings: AuthSettings
+    clock: Clock
+    smtp: SmtpServer
+
+
+def make_settings(
+    tmp_path: Path, mongodb_uri: str, database: str, smtp: SmtpServer, **extra: str
+) -> AuthSettings:
+    env = {
+        "MONGODB_URI": mongodb_uri,
+        "AUTH_MONGODB_DATABASE": database,
+        "AUTH_JWT_PRIVATE_KEY_FILE": str(tmp_path / "keys" / "jwt.pem"),
+        "AUTH_JWT_GENERATE_KEY": "true",
+        "SMTP_HOST": smtp.host,
+        "SMTP_PORT": str(smtp.port),
+        "SMTP_FROM": "no-reply@minequest.test",
+        **extra,
+    }
+    return AuthSettings.from_env(Env(env))
+
+
+async def start_auth(settings: AuthSettings, clock: Clock, smtp: SmtpServer) -> AsyncIterator[Auth]:
+    async with auth_lifespan(settings, clock=clock) as register:
+        running = await create_server(register, port=0)
+        channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
+        try:
+            yield Auth(auth_pb2_grpc.AuthServiceStub(channel), channel, settings, clock, smtp)
+        finally:
+            await channel.close()
+            await running.stop(1)
+
+
+@pytest.fixture
+async def auth(
+    tmp_path: Path, mongodb_uri: str, database_name: str, smtp_server: SmtpServer
+) -> AsyncIterator[Auth]:
+    settings = make_settings(tmp_path, mongodb_uri, database_name, smtp_server)
+    async for value in start_auth(settings, Clock(), smtp_server):
+        yield value
+
+
+async def rpc_error(call: object) -> grpc.aio.AioRpcError:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call  # type: ignore[misc]
+    return caught.value
+
+
+async def register(
+    auth: Auth, wallet: str = WALLET, email: str = "ada@example.com", **fields: str
+) -> auth_pb2.User:
+    response = await auth.stub.Register(
+        auth_pb2.RegisterRequest(wallet_address=wallet, email=email, **fields)
+    )
+    return response.user
+
+
+async def login(
+    auth: Auth, email: str = "ada@example.com", nth_mail: int = 1
+) -> auth_pb2.VerifyOtpResponse:
+    challenge = await auth.stub.RequestOtp(auth_pb2.RequestOtpRequest(email=email))
+    mail = await auth.smtp.mailbox.wait_for(email, count=nth_mail)
+    code = auth.smtp.mailbox.code_in(mail)
+    return await auth.stub.VerifyOtp(
+        auth_pb2.VerifyOtpRequest(challenge_id=challenge.challenge_id, code=code)
+    )
+
+
+async def test_register_checksums_a_lowercase_wallet_and_gives_a_referral_code(auth: Auth):
+    user = await register(auth, username="ada_l")
+    assert user.wallet_address == WALLET_CHECKSUMMED
+    assert user.email == "ada@example.com"
+    assert user.role == auth_pb2.ROLE_USER
+    assert len(user.referral_code) == 8
+    assert user.created_at.seconds > 0
+
+
+async def test_register_refuses_a_bad_checksum_naming_the_field(auth: Auth):
+    bad = "0x52908400098527886E0F7030069857D2E4169Ee7"
+    error = await rpc_error(
+        auth.stub.Register(auth_pb2.RegisterRequest(wallet_address=bad, email="x@example.com"))
+    )
+    info = decode_rpc_error(error)
+    assert info.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert (info.reason, info.field) == ("invalid_wallet_address", "walletAddress")
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        ({"wallet_address": "0x1234"}, "invalid_wallet_address"),
+        ({"email": "not-an-email"}, "invalid_email"),
+        ({"email": "", "phone": "12345"}, "invalid_phone"),
+        ({"email": "", "phone": ""}, "contact_required"),
+        ({"username": "a b"}, "invalid_username"),
+        ({"referral_code": "AAAAAAAA"}, "invalid_referral_code"),
+    ],
+)
+async def test_register_rejects_bad_input(auth: Auth, fields: dict[str, str], reason: str):
+    request = {"wallet_address": WALLET, "email": "bob@example.com", **fields}
+    error = await rpc_error(auth.stub.Register(auth_pb2.RegisterRequest(**request)))
+    info = decode_rpc_error(error)
+    assert info.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert info.reason == reason
+
+
+async def test_unique_wallet_email_phone_and_username(auth: Auth):
+    await register(auth, username="Ada", phone="+14155550123")
+    cases = [
+        ({"wallet_address": WALLET_CHECKSUMMED, "email": "new@example.com"}, "wallet_taken"),
+        ({"wallet_address": OTHER_WALLET, "email": "ADA@example.com"}, "email_taken"),
+        ({"wallet_address": OTHER_WALLET, "phone": "+1 415 555 0123"}, "phone_taken"),
+        (
+            {"wallet_address": OTHER_WALLET, "email": "n@example.com", "username": "ada"},
+            "username_taken",
+        ),
+    ]
+    for request, reason in cases:
+        error = await rpc_error(auth.stub.Register(auth_pb2.RegisterRequest(**request)))
+        info = decode_rpc_error(error)
+        assert (info.code, info.reason) == (grpc.StatusCode.ALREADY_EXISTS, reason)
+
+
+async def test_referral_code_links_the_inviter(auth: Auth):
+    inviter = await register(auth)
+    invited = await register(
+        auth,
+        wallet=OTHER_WALLET,
+        email="bob@example.com",
+        referral_code=inviter.referral_code.lower(),
+    )
+    assert invited.referred_by == inviter.id
+
+
+async def test_otp_login_by_email_issues_verifiable_tokens(auth: Auth):
+    user = await register(auth)
+    result = await login(auth)
+    assert result.user.id == user.id
+    assert result.tokens.token_type == "Bearer"
+    assert result.tokens.expires_in == 900
+    jwks = await auth.stub.GetJwks(auth_pb2.GetJwksRequest())
+    (key,) = jwks.keys
+    header = jwt.get_unverified_header(result.tokens.access_token)
+    assert header == {"alg": "EdDSA", "kid": key.kid, "typ": "JWT"}
+    public = jwt.PyJWK({"kty": key.kty, "crv": key.crv, "x": key.x}, algorithm="EdDSA")
+    claims = jwt.decode(
+        result.tokens.access_token,
+        public,
+        algorithms=["EdDSA"],
+        audience="minequest-api",
+        issuer="minequest",
+    )
+    assert claims["sub"] == user.id
+    assert claims["role"] == "user"
+    assert claims["exp"] - claims["iat"] == 900
+    assert claims["sid"]
+    assert claims["jti"]
+
+
+async def test_otp_request_for_an_unknown_account_is_404(auth: Auth):
+    error = await rpc_error(
+        auth.stub.RequestOtp(auth_pb2.RequestOtpRequest(email="nobody@example.com"))
+    )
+    assert decode_rpc_error(error).reason == "account_not_found"
+
+
+async def test_resend_cooldown_answers_retry_after(auth: Auth):
+    await register(auth)
+    await auth.stub.RequestOtp(auth_pb2.RequestOtpRequest(email="ada@example.com"))
+    error = await rpc_error(
+        auth.stub.RequestOtp(auth_pb2.RequestOtpRequest(email="ada@example.com"))
+    )
+    info = decode_rpc_error(error)
+    assert (info.code, info.reason) == (grpc.StatusCode.RESOURCE_EXHAUSTED, "otp_cooldown")
+    assert info.retry_after is not None
+    assert 1 <= info.retry_after <= 60
+    auth.clock.offset += timedelta(seconds=61)
+    await auth.stub.RequestOtp(auth_pb2.RequestOtpRequest(email="ada@example.com"))
+    await auth.smtp.mailbox.wait_for("ada@example.com", count=2)
+
+
+async def test_five_wrong_codes_lock_the_challenge(auth: Auth):
+    await register(auth)
+    challenge = await auth.stub.RequestOtp(auth_pb2.RequestOtpRequest(email="ada@example.com"))
+    code = auth.smtp.mailbox.code_in(await auth.smtp.mailbox.wait_for("ada@example.com"))
+    wrong = "000000" if code != "000000" else "111111"
+    request = auth_pb2.VerifyOtpRequest(challenge_id=challenge.challenge_id, code=wrong)
+    for attempt in range(1, 6):
+        info = decode_rpc_error(await rpc_error(auth.stub.VerifyOtp(request)))
+        assert (info.code, info.reason) == (grpc.StatusCode.UNAUTHENTICATED, "invalid_code")
+        assert info.metadata["attempts_left"] == str(5 - attempt)
+    info = decode_rpc_error(await rpc_error(auth.stub.VerifyOtp(request)))
+    assert (info.code, info.reason) == (grpc.StatusCode.RESOURCE_EXHAUSTED, "too_many_attempts")
+    right = auth_pb2.VerifyOtpRequest(challenge_id=challenge.challenge_id, code=code)
+    info = decode_rpc_error(await rpc_error(auth.stub.VerifyOtp(right)))
+    assert info.reason == "too_many_attempts"
+
+
+async def test_expired_code_is_refused(auth: Auth):
+    await register(auth)
+    challenge = await auth.stub.RequestOtp(auth_pb2.RequestOtpRequest(email="ada@example.com"))
+    code = auth.smtp.mailbox.code_in(await auth.smtp.mailbox.wait_for("ada@example.com"))
+    auth.clock.offset += timedelta(seconds=301)
+    info = decode_rpc_error(
+        await rpc_error(
+            auth.stub.VerifyOtp(
+                auth_pb2.VerifyOtpRequest(challenge_id=challenge.challenge_id, code=code)
+            )
+        )
+    )
+    assert (info.code, info.reason) == (grpc.StatusCode.UNAUTHENTICATED, "otp_expired")
+
+
+async def test_a_code_works_once(auth: Auth):
+    await register(auth)
+    challenge = await auth.stub.RequestOtp(auth_pb2.RequestOtpRequest(email="ada@example.com"))
+    code = auth.smtp.mailbox.code_in(await auth.smtp.mailbox.wait_for("ada@example.com"))
+    request = auth_pb2.VerifyOtpRequest(challenge_id=challenge.challenge_id, code=code)
+    await auth.stub.VerifyOtp(request)
+    info = decode_rpc_error(await rpc_error(auth.stub.VerifyOtp(request)))
+    assert info.reason == "challenge_not_found"
+
+
+async def test_refresh_rotates_and_reuse_revokes_the_family(auth: Auth):
+    await register(auth)
+    first = (await login(auth)).tokens
+    second = (
+        await auth.stub.RefreshToken(
+            auth_pb2.RefreshTokenRequest(refresh_token=first.refresh_token)
+        )
+    ).tokens
+    assert second.refresh_token != first.refresh_token
+    assert (
+        jwt.decode(second.access_token, options={"verify_signature": False})["sid"]
+        == jwt.decode(first.access_token, options={"verify_signature": False})["sid"]
+    )
+    reused = decode_rpc_error(
+        await rpc_error(
+            auth.stub.RefreshToken(auth_pb2.RefreshTokenRequest(refresh_token=first.refresh_token))
+        )
+    )
+    assert (reused.code, reused.reason) == (grpc.StatusCode.UNAUTHENTICATED, "refresh_token_reused")
+    revoked = decode_rpc_error(
+        await rpc_error(
+            auth.stub.RefreshToken(auth_pb2.RefreshTokenRequest(refresh_token=second.refresh_token))
+        )
+    )
+    assert revoked.reason == "session_revoked"
+
+
+async def test_unknown_refresh_token_is_refused(auth: Auth):
+    info = decode_rpc_error(
+        await rpc_error(
+            auth.stub.RefreshToken(auth_pb2.RefreshTokenRequest(refresh_token="made-up"))
+        )
+    )
+    assert info.reason == "invalid_refresh_token"
+
+
+async def test_logout_revokes_the_session(auth: Auth):
+    user = await register(auth)
+    tokens = (await login(auth)).tokens
+    sid = jwt.decode(tokens.access_token, options={"verify_signature": False})["sid"]
+    await auth.stub.Logout(auth_pb2.LogoutRequest(user_id=user.id, session_id=sid))
+    info = decode_rpc_error(
+        await rpc_error(
+            auth.stub.RefreshToken(auth_pb2.RefreshTokenRequest(refresh_token=tokens.refresh_token))
+        )
+    )
+    assert info.reason == "session_revoked"
+
+
+async def test_logout_cannot_touch_another_users_session(auth: Auth):
+    await register(auth)
+    tokens = (await login(auth)).tokens
+    sid = jwt.decode(tokens.access_token, options={"verify_signature": False})["sid"]
+    await auth.stub.Logout(auth_pb2.LogoutRequest(user_id="someone-else", session_id=sid))
+    await auth.stub.RefreshToken(auth_pb2.RefreshTokenRequest(refresh_token=tokens.refresh_token))
+
+
+async def test_profile_get_and_patch(auth: Auth):
+    user = await register(auth)
+    await register(auth, wallet=OTHER_WALLET, email="bob@example.com", username="bob")
+    got = (await auth.stub.GetProfile(auth_pb2.GetProfileRequest(user_id=user.id))).user
+    assert got.wallet_address == WALLET_CHECKSUMMED
+    patched = (
+        await auth.stub.UpdateProfile(
+            auth_pb2.UpdateProfileRequest(user_id=user.id, username="ada_99")
+        )
+    ).user
+    assert patched.username == "ada_99"
+    assert patched.updated_at.ToDatetime() >= got.updated_at.ToDatetime()
+    taken = decode_rpc_error(
+        await rpc_error(
+            auth.stub.UpdateProfile(auth_pb2.UpdateProfileRequest(user_id=user.id, username="BOB"))
+        )
+    )
+    assert taken.reason == "username_taken"
+    missing = decode_rpc_error(
+        await rpc_error(auth.stub.GetProfile(auth_pb2.GetProfileRequest(user_id="nope")))
+    )
+    assert (missing.code, missing.reason) == (grpc.StatusCode.NOT_FOUND, "user_not_found")
+
+
+async def test_create_admin_promotes_and_the_token_says_admin(auth: Auth):
+    user = await register(auth)
+    client = mongo_client(auth.settings.service.mongodb_uri, app_name="tests")
+    try:
+        store = AuthStore(client, auth.settings.service.mongodb_database)
+        user_id, created = await create_admin(
+            store, wallet=WALLET, email=None, phone=None, username=None
+        )
+    finally:
+        await client.close()
+    assert (user_id, created) == (user.id, False)
+    tokens = (await login(auth)).tokens
+    claims = jwt.decode(tokens.access_token, options={"verify_signature": False})
+    assert claims["role"] == "admin"
+
+
+async def test_code_is_never_logged_or_returned_without_dev_fallback(
+    auth: Auth, caplog: pytest.LogCaptureFixture
+):
+    await register(auth)
+    with caplog.at_level(logging.DEBUG):
+        response = await auth.stub.RequestOtp(auth_pb2.RequestOtpRequest(email="ada@example.com"))
+    code = auth.smtp.mailbox.code_in(await auth.smtp.mailbox.wait_for("ada@example.com"))
+    assert response.dev_code == ""
+    ours = [r for r in caplog.records if r.name != "mail.log"]  # mail.log: the test SMTP server
+    assert ours, "the service logged nothing at all; the check would prove nothing"
+    assert all(code not in str(vars(record)) for record in ours)
+
+
+async def test_dev_fallback_returns_the_code_without_smtp(
+    tmp_path: Path, mongodb_uri: str, database_name: str, smtp_server: SmtpServer
+):
+    settings = make_settings(
+        tmp_path, mongodb_uri, database_name, smtp_server, ENABLE_DEV_OTP_FALLBACK="true"
+    )
+    settings = replace(settings, smtp=None)
+    async for auth in start_auth(settings, Clock(), smtp_server):
+        await register(auth, phone="+14155550123")
+        challenge = await auth.stub.RequestOtp(auth_pb2.RequestOtpRequest(phone="+14155550123"))
+        assert challenge.channel == "sms"
+        assert len(challenge.dev_code) == 6
+        await auth.stub.VerifyOtp(
+            auth_pb2.VerifyOtpRequest(challenge_id=challenge.challenge_id, code=challenge.dev_code)
+        )
+
+
+async def test_no_delivery_and_no_fallback_is_unavailable(
+    tmp_path: Path, mongodb_uri: str, database_name: str, smtp_server: SmtpServer
+):
+    settings = replace(make_settings(tmp_path, mongodb_uri, database_name, smtp_server), smtp=None)
+    async for auth in start_auth(settings, Clock(), smtp_server):
+        await register(auth)
+        info = decode_rpc_error(
+            await rpc_error(
+                auth.stub.RequestOtp(auth_pb2.RequestOtpRequest(email="ada@example.com"))
+            )
+        )
+        assert (info.code, info.reason) == (grpc.StatusCode.UNAVAILABLE, "delivery_unavailable")
+
+
+async def test_unreachable_smtp_releases_the_cooldown(
+    tmp_path: Path, mongodb_uri: str, database_name: str, smtp_server: SmtpServer
+):
+    settings = make_settings(tmp_path, mongodb_uri, database_name, smtp_server)
+    assert settings.smtp is not None
+    dead = replace(settings, smtp=replace(settings.smtp, port=1, timeout_seconds=1))
+    async for auth in start_auth(dead, Clock(), smtp_server):
+        await register(auth)
+        info = decode_rpc_error(
+            await rpc_error(
+                auth.stub.RequestOtp(auth_pb2.RequestOtpRequest(email="ada@example.com"))
+            )
+        )
+        assert info.reason == "delivery_failed"
+        again = decode_rpc_error(
+            await rpc_error(
+                auth.stub.RequestOtp(auth_pb2.RequestOtpRequest(email="ada@example.com"))
+            )
+        )
+        assert again.reason == "delivery_failed", "a failed send must not start the cooldown"
+
+
+async def test_health_and_reflection(auth: Auth):
+    health = health_pb2_grpc.HealthStub(auth.channel)
+    answer = await health.Check(health_pb2.HealthCheckRequest(service=SERVICE_NAME))
+    assert answer.status == health_pb2.HealthCheckResponse.SERVING
+    reflection = reflection_pb2_grpc.ServerReflectionStub(auth.channel)
+
+    async def ask() -> AsyncIterator[reflection_pb2.ServerReflectionRequest]:
+        yield reflection_pb2.ServerReflectionRequest(list_services="")
+
+    async for reply in reflection.ServerReflectionInfo(ask()):
+        names = {s.name for s in reply.list_services_response.service}
+        assert {SERVICE_NAME, "grpc.health.v1.Health"} <= names

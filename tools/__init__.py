@@ -1,0 +1,1 @@
+"""Developer tooling: stub generation and the `make dev` supervisor."""
