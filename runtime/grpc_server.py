@@ -22,6 +22,8 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
+from pymongo.errors import PyMongoError
+from redis.exceptions import RedisError
 
 from runtime.config import ServiceSettings
 from runtime.interceptors import ServerInterceptor
@@ -40,6 +42,10 @@ _SERVER_OPTIONS = [
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
 ]
+
+
+class PortInUse(OSError):
+    """The gRPC port could not be bound."""
 
 
 @dataclass(slots=True)
@@ -71,9 +77,12 @@ async def create_server(
         ],
         server,
     )
-    bound = server.add_insecure_port(f"{host}:{port}")
+    try:
+        bound = server.add_insecure_port(f"{host}:{port}")
+    except RuntimeError:
+        bound = 0
     if bound == 0:
-        raise OSError(f"cannot bind gRPC port {host}:{port}")
+        raise PortInUse(f"cannot listen on {host}:{port} (is another process using it?)")
     await server.start()
     for name in ["", *names]:
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -90,17 +99,26 @@ async def serve(
     drained.
     """
     configure_logging(settings.service, settings.log_level)
+    prefix = settings.service.upper()
+    try:
+        start_metrics_server(settings.metrics_port)
+    except OSError as error:
+        raise SystemExit(
+            f"{prefix}_METRICS_PORT: cannot listen on {settings.metrics_port}: {error.strerror}"
+        ) from None
     shutdown_tracing = setup_tracing(settings.service, settings.otlp_endpoint)
-    start_metrics_server(settings.metrics_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
         async with lifespan() as register:
-            running = await create_server(
-                register, host=settings.grpc_host, port=settings.grpc_port
-            )
+            try:
+                running = await create_server(
+                    register, host=settings.grpc_host, port=settings.grpc_port
+                )
+            except PortInUse as error:
+                raise SystemExit(f"{prefix}_GRPC_PORT: {error}") from None
             log.info(
                 "serving",
                 extra={
@@ -112,6 +130,12 @@ async def serve(
             await stop.wait()
             log.info("shutting down", extra={"grace_seconds": settings.shutdown_grace_seconds})
             await running.stop(settings.shutdown_grace_seconds)
+    except (PyMongoError, RedisError) as error:
+        log.error("a store is unreachable", extra={"error": str(error)})
+        raise SystemExit(
+            f"{settings.service}: a store is unreachable ({type(error).__name__}); "
+            "check MONGODB_URI / REDIS_URL"
+        ) from None
     finally:
         shutdown_tracing()
         log.info("stopped")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -87,4 +88,39 @@ def test_serves_health_and_exits_cleanly_on_sigterm(
     assert process.returncode == 0, stderr
     assert time.monotonic() - started < 15
     assert '"msg": "stopped"' in stderr
+    assert "Traceback" not in stderr
+
+
+def test_grpc_port_in_use_fails_naming_the_variable(tmp_path: Path, mongodb_uri: str):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        process = run_auth(
+            {
+                "MONGODB_URI": mongodb_uri,
+                "AUTH_GRPC_PORT": str(port),
+                "AUTH_METRICS_PORT": "0",
+                "AUTH_JWT_PRIVATE_KEY_FILE": str(tmp_path / "k.pem"),
+                "AUTH_JWT_GENERATE_KEY": "true",
+            }
+        )
+        _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 1
+    assert f"AUTH_GRPC_PORT: cannot listen on 127.0.0.1:{port}" in stderr
+    assert "Traceback" not in stderr
+
+
+def test_unreachable_mongodb_fails_with_a_clear_line(tmp_path: Path):
+    process = run_auth(
+        {
+            "MONGODB_URI": f"mongodb://127.0.0.1:{free_port()}/?serverSelectionTimeoutMS=500",
+            "AUTH_METRICS_PORT": "0",
+            "AUTH_JWT_PRIVATE_KEY_FILE": str(tmp_path / "k.pem"),
+            "AUTH_JWT_GENERATE_KEY": "true",
+        }
+    )
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 1
+    assert "a store is unreachable" in stderr
     assert "Traceback" not in stderr
