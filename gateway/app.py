@@ -1,0 +1,132 @@
+"""The Starlette application: middleware, routes, error handlers and the lifespan.
+
+Middleware, outermost first: request id, metrics, CORS (when origins are
+configured), gzip, body limit. The lifespan opens every client — the gRPC
+channel to each service, Redis and MongoDB when configured — hands them to
+requests as :class:`gateway.state.Gateway`, and closes them on shutdown.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Iterable
+from importlib import metadata
+from typing import Any
+
+from google.protobuf import json_format
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.gzip import GZipMiddleware
+
+from gateway import errors
+from gateway.auth import TokenVerifier
+from gateway.middleware import BodyLimitMiddleware, MetricsMiddleware, RequestIdMiddleware
+from gateway.openapi import build_openapi
+from gateway.routes import ENDPOINTS
+from gateway.routing import Endpoint, build_routes
+from gateway.settings import GatewaySettings
+from gateway.state import Backend, Gateway, State
+from minequest.auth.v1 import auth_pb2, auth_pb2_grpc
+from runtime.grpc_client import insecure_channel
+from runtime.stores import mongo_client, redis_client
+
+log = logging.getLogger(__name__)
+
+AUTH_SERVICE = auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name
+EXPOSED_HEADERS = ["X-Request-ID", "Retry-After", "Location"]
+ALLOWED_HEADERS = ["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"]
+
+
+def version() -> str:
+    try:
+        return metadata.version("minequest")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+def create_app(settings: GatewaySettings, endpoints: Iterable[Endpoint] = ENDPOINTS) -> Starlette:
+    rows = tuple(endpoints)
+    openapi = build_openapi(rows, version=version())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[State]:
+        auth_channel = insecure_channel(
+            settings.auth_service_addr, default_timeout=settings.grpc_timeout_seconds
+        )
+        auth = auth_pb2_grpc.AuthServiceStub(auth_channel)
+
+        async def fetch_jwks() -> list[dict[str, Any]]:
+            reply = await auth.GetJwks(auth_pb2.GetJwksRequest())
+            return [json_format.MessageToDict(key) for key in reply.keys]
+
+        verifier = TokenVerifier(
+            fetch_jwks,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            min_refresh_seconds=settings.jwks_min_refresh_seconds,
+            cache_size=settings.token_cache_size,
+        )
+        redis = redis_client(settings.redis_url) if settings.redis_url else None
+        mongo = (
+            mongo_client(settings.mongodb_uri, app_name="gateway", server_selection_timeout_ms=1000)
+            if settings.mongodb_uri
+            else None
+        )
+        gateway = Gateway(
+            settings=settings,
+            auth=auth,
+            backends=(Backend("auth", AUTH_SERVICE, auth_channel),),
+            verifier=verifier,
+            redis=redis,
+            mongo=mongo,
+            openapi=openapi,
+            version=version(),
+            started_at=time.monotonic(),
+        )
+        log.info(
+            "gateway ready",
+            extra={
+                "auth_service": settings.auth_service_addr,
+                "redis": redis is not None,
+                "mongodb": mongo is not None,
+            },
+        )
+        try:
+            yield {"gateway": gateway}
+        finally:
+            await auth_channel.close()
+            if redis is not None:
+                await redis.aclose()
+            if mongo is not None:
+                await mongo.close()
+            log.info("gateway clients closed")
+
+    middleware = [Middleware(RequestIdMiddleware), Middleware(MetricsMiddleware)]
+    if settings.cors_allow_origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(settings.cors_allow_origins),
+                allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+                allow_headers=ALLOWED_HEADERS,
+                expose_headers=EXPOSED_HEADERS,
+                max_age=600,
+            )
+        )
+    middleware += [
+        Middleware(GZipMiddleware, minimum_size=1024),
+        Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes),
+    ]
+    return Starlette(
+        routes=build_routes(rows),
+        middleware=middleware,
+        exception_handlers={
+            HTTPException: errors.handle_http_exception,
+            Exception: errors.handle_unexpected,
+        },
+        lifespan=lifespan,
+    )

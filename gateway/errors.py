@@ -1,0 +1,223 @@
+"""Every error the gateway answers, as RFC 9457 ``application/problem+json``.
+
+This is the one place that translates errors to HTTP:
+
+    ApiError            the gateway's own refusals (bad JSON, missing token, ...)
+    grpc.aio.AioRpcError  a service's status, through :data:`HTTP_STATUS`
+    HTTPException       Starlette's routing answers (404, 405)
+    anything else       logged with its stack, answered 500 ``internal``
+
+A body looks like ``{"type", "title", "status", "error", "detail",
+"request_id"}`` plus ``"field"`` when one input is to blame. ``error`` is a
+stable machine code: the service's ``ErrorInfo.reason`` or one of the gateway
+codes below.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Mapping
+from http import HTTPStatus
+from typing import Any
+
+import grpc
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from runtime import context
+from runtime.errors import decode_rpc_error
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+#: gRPC status -> HTTP status, as grpc-gateway maps them.
+HTTP_STATUS: Mapping[grpc.StatusCode, int] = {
+    grpc.StatusCode.OK: 200,
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.OUT_OF_RANGE: 400,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.ABORTED: 409,
+    grpc.StatusCode.FAILED_PRECONDITION: 412,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.UNIMPLEMENTED: 501,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+}
+
+#: Machine codes for statuses a service answered without an ``ErrorInfo``.
+_DEFAULT_CODES: Mapping[grpc.StatusCode, str] = {
+    grpc.StatusCode.UNAVAILABLE: "service_unavailable",
+    grpc.StatusCode.UNKNOWN: "internal",
+    grpc.StatusCode.INTERNAL: "internal",
+    grpc.StatusCode.DATA_LOSS: "internal",
+}
+
+_HTTP_CODES: Mapping[int, str] = {
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+}
+
+
+def http_status(code: grpc.StatusCode) -> int:
+    """The HTTP status for a gRPC status code (500 when unlisted)."""
+    return HTTP_STATUS.get(code, 500)
+
+
+class ApiError(Exception):
+    """A refusal decided by the gateway itself."""
+
+    def __init__(
+        self,
+        status: int,
+        error: str,
+        detail: str,
+        *,
+        field: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.error = error
+        self.detail = detail
+        self.field = field
+        self.headers = dict(headers or {})
+
+
+def invalid_json(detail: str) -> ApiError:
+    return ApiError(400, "invalid_json", detail)
+
+
+def invalid_field(detail: str, field: str | None) -> ApiError:
+    return ApiError(400, "invalid_field", detail, field=field)
+
+
+def payload_too_large(limit: int) -> ApiError:
+    return ApiError(413, "payload_too_large", f"the request body exceeds {limit} bytes")
+
+
+def json_name(field: str) -> str:
+    """``wallet_address`` -> ``walletAddress`` (protobuf's JSON name), path by path."""
+    return ".".join(
+        re.sub(r"_([a-z0-9])", lambda m: m.group(1).upper(), part) for part in field.split(".")
+    )
+
+
+def problem(
+    status: int,
+    error: str,
+    detail: str,
+    *,
+    field: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    request_id: str | None = None,
+) -> Response:
+    """An ``application/problem+json`` response."""
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": _title(status),
+        "status": status,
+        "error": error,
+        "detail": detail,
+        "request_id": request_id or context.request_id.get(),
+    }
+    if field:
+        body["field"] = field
+    all_headers = dict(headers or {})
+    if status == 401:
+        all_headers.setdefault("WWW-Authenticate", "Bearer")
+    return Response(
+        json.dumps(body, separators=(",", ":")),
+        status_code=status,
+        headers=all_headers,
+        media_type=PROBLEM_JSON,
+    )
+
+
+def _title(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def from_api_error(error: ApiError) -> Response:
+    return problem(
+        error.status, error.error, error.detail, field=error.field, headers=error.headers
+    )
+
+
+def from_rpc_error(error: grpc.aio.AioRpcError) -> Response:
+    """Translate a failed gRPC call through the one status table."""
+    info = decode_rpc_error(error)
+    status = http_status(info.code)
+    code = info.reason or _DEFAULT_CODES.get(info.code, info.code.name.lower())
+    detail = info.message
+    if status >= 500:
+        log.warning(
+            "service answered %s",
+            info.code.name,
+            extra={"grpc_code": info.code.name, "grpc_message": info.message},
+        )
+        if info.reason is None:
+            detail = (
+                "a backend service is unavailable; retry later"
+                if status == 503
+                else "the request could not be completed"
+            )
+    headers = {"Retry-After": str(info.retry_after)} if info.retry_after is not None else {}
+    field = json_name(info.field) if info.field else None
+    return problem(status, code, detail, field=field, headers=headers)
+
+
+def from_http_exception(error: HTTPException) -> Response:
+    status = error.status_code
+    code = _HTTP_CODES.get(status, "bad_request" if status < 500 else "internal")
+    detail = {404: "no such route", 405: "method not allowed on this route"}.get(
+        status, str(error.detail)
+    )
+    return problem(status, code, detail, headers=error.headers)
+
+
+def response_for(error: Exception) -> Response:
+    """The problem response for any exception raised while handling a request."""
+    if isinstance(error, ApiError):
+        return from_api_error(error)
+    if isinstance(error, grpc.aio.AioRpcError):
+        return from_rpc_error(error)
+    if isinstance(error, HTTPException):
+        return from_http_exception(error)
+    log.error("unhandled error", exc_info=error)
+    return internal_error()
+
+
+def internal_error(request_id: str | None = None) -> Response:
+    return problem(500, "internal", "internal error", request_id=request_id)
+
+
+async def handle_http_exception(request: Request, error: Exception) -> Response:
+    """Starlette handler for routing errors (404 unknown route, 405)."""
+    assert isinstance(error, HTTPException)
+    return from_http_exception(error)
+
+
+async def handle_unexpected(request: Request, error: Exception) -> Response:
+    """Last resort (Starlette's outermost ``ServerErrorMiddleware``).
+
+    Route handlers already turn their exceptions into problems; this only runs
+    when a middleware fails. The request id context is gone by then, so it is
+    read back from the request state.
+    """
+    request_id = getattr(request.state, "request_id", None)
+    log.error("unhandled error outside a route", exc_info=error, extra={"request_id": request_id})
+    response = internal_error(request_id)
+    if request_id:
+        response.headers["X-Request-ID"] = request_id
+    return response

@@ -1,0 +1,7 @@
+"""Pure ASGI middleware, one concern per module, per-request state kept in ``__call__``."""
+
+from gateway.middleware.body_limit import BodyLimitMiddleware
+from gateway.middleware.metrics import MetricsMiddleware
+from gateway.middleware.request_id import RequestIdMiddleware
+
+__all__ = ["BodyLimitMiddleware", "MetricsMiddleware", "RequestIdMiddleware"]

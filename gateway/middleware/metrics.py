@@ -1,0 +1,54 @@
+"""HTTP request metrics, labelled by route template (never the raw path).
+
+``http_request_duration_seconds{route,method,status}`` (histogram) and
+``http_requests_total{route,method,status}`` (counter). ``route`` is the
+matched route's path template (``/api/quests/{id}/complete``), or
+``unmatched`` when no route matched, so label cardinality stays bounded.
+"""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import Counter, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+_LABELS = ("route", "method", "status")
+_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+HTTP_REQUEST_SECONDS = Histogram(
+    "http_request_duration_seconds",
+    "HTTP request latency at the gateway.",
+    _LABELS,
+    buckets=_BUCKETS,
+)
+HTTP_REQUESTS = Counter("http_requests_total", "HTTP requests answered by the gateway.", _LABELS)
+
+
+class MetricsMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_recording(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_recording)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            method = scope["method"] if scope["method"] in _METHODS else "OTHER"
+            labels = (template, method, str(status))
+            HTTP_REQUEST_SECONDS.labels(*labels).observe(time.perf_counter() - started)
+            HTTP_REQUESTS.labels(*labels).inc()

@@ -1,0 +1,12 @@
+"""The route table: every operation the gateway serves, one row each.
+
+Add a service's routes by adding its module's ``ENDPOINTS`` here; the
+Starlette routes and the OpenAPI document both follow.
+"""
+
+from gateway.routes import auth, system
+from gateway.routing import Endpoint
+
+ENDPOINTS: tuple[Endpoint, ...] = (*auth.ENDPOINTS, *system.ENDPOINTS)
+
+__all__ = ["ENDPOINTS"]

@@ -1,0 +1,120 @@
+"""``/api/auth/*``: accounts, OTP login, tokens, profile and the public keys."""
+
+from __future__ import annotations
+
+from starlette.responses import JSONResponse, Response
+
+from gateway.routing import Access, Endpoint, Incoming, rpc
+from minequest.auth.v1 import auth_pb2 as pb
+
+TAG = "auth"
+NO_STORE = {"Cache-Control": "no-store"}
+PRIVATE = {"Cache-Control": "private, no-cache"}
+JWKS_CACHE = {"Cache-Control": "public, max-age=300"}
+
+
+async def jwks(incoming: Incoming) -> Response:
+    """The JWK set as RFC 7517 wants it: members without a value are left out."""
+    reply = await incoming.gateway.auth.GetJwks(pb.GetJwksRequest())
+    keys = [{field.name: value for field, value in key.ListFields()} for key in reply.keys]
+    return JSONResponse({"keys": keys}, headers=JWKS_CACHE)
+
+
+ENDPOINTS: tuple[Endpoint, ...] = (
+    rpc(
+        "POST",
+        "/api/auth/register",
+        call=lambda g, m: g.auth.Register(m),
+        request=pb.RegisterRequest,
+        response=pb.RegisterResponse,
+        status=201,
+        operation_id="register",
+        summary="Create an account",
+        tag=TAG,
+        headers=NO_STORE,
+    ),
+    rpc(
+        "POST",
+        "/api/auth/otp/request",
+        call=lambda g, m: g.auth.RequestOtp(m),
+        request=pb.RequestOtpRequest,
+        response=pb.RequestOtpResponse,
+        operation_id="requestOtp",
+        summary="Send a one-time login code by email or SMS",
+        tag=TAG,
+        headers=NO_STORE,
+    ),
+    rpc(
+        "POST",
+        "/api/auth/otp/verify",
+        call=lambda g, m: g.auth.VerifyOtp(m),
+        request=pb.VerifyOtpRequest,
+        response=pb.VerifyOtpResponse,
+        operation_id="verifyOtp",
+        summary="Exchange a login code for tokens",
+        tag=TAG,
+        headers=NO_STORE,
+    ),
+    rpc(
+        "POST",
+        "/api/auth/refresh",
+        call=lambda g, m: g.auth.RefreshToken(m),
+        request=pb.RefreshTokenRequest,
+        response=pb.RefreshTokenResponse,
+        operation_id="refreshToken",
+        summary="Rotate a refresh token",
+        tag=TAG,
+        headers=NO_STORE,
+    ),
+    rpc(
+        "POST",
+        "/api/auth/logout",
+        call=lambda g, m: g.auth.Logout(m),
+        request=pb.LogoutRequest,
+        response=pb.LogoutResponse,
+        status=204,
+        empty_body=True,
+        access=Access.USER,
+        server_fields=("user_id", "session_id"),
+        operation_id="logout",
+        summary="Revoke this session's refresh tokens",
+        tag=TAG,
+        headers=NO_STORE,
+    ),
+    rpc(
+        "GET",
+        "/api/auth/me",
+        call=lambda g, m: g.auth.GetProfile(m),
+        request=pb.GetProfileRequest,
+        response=pb.GetProfileResponse,
+        access=Access.USER,
+        server_fields=("user_id",),
+        operation_id="getProfile",
+        summary="The caller's profile",
+        tag=TAG,
+        headers=PRIVATE,
+    ),
+    rpc(
+        "PATCH",
+        "/api/auth/me",
+        call=lambda g, m: g.auth.UpdateProfile(m),
+        request=pb.UpdateProfileRequest,
+        response=pb.UpdateProfileResponse,
+        access=Access.USER,
+        server_fields=("user_id",),
+        operation_id="updateProfile",
+        summary="Change the caller's profile",
+        tag=TAG,
+        headers=PRIVATE,
+    ),
+    Endpoint(
+        "GET",
+        "/api/auth/jwks",
+        handler=jwks,
+        response=pb.GetJwksResponse,
+        operation_id="getJwks",
+        summary="Public keys that verify access tokens (RFC 7517)",
+        tag=TAG,
+        headers=JWKS_CACHE,
+    ),
+)

@@ -1,0 +1,198 @@
+"""The declarative route table: one row per operation.
+
+An :class:`Endpoint` says everything about an operation — method, path, who
+may call it, the protobuf request and response messages, the success status —
+and the same rows build the Starlette routes (:func:`build_routes`) and the
+OpenAPI document (:mod:`gateway.openapi`). Most rows come from :func:`rpc`,
+which forwards JSON to one gRPC method; others bring their own handler.
+
+Every handler runs inside the same wrapper: authenticate per the row, bind the
+caller to the log context, and turn any exception into problem+json.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from google.protobuf.message import Message
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from gateway import errors, protojson
+from gateway.auth import Principal, require_admin, require_user
+from gateway.state import Gateway, gateway_of
+from runtime import context
+
+Req = TypeVar("Req", bound=Message)
+Resp = TypeVar("Resp", bound=Message)
+
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+class Access(enum.Enum):
+    PUBLIC = "public"
+    USER = "user"
+    ADMIN = "admin"
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """One request as a handler sees it."""
+
+    request: Request
+    gateway: Gateway
+    principal: Principal | None
+
+    @property
+    def user(self) -> Principal:
+        if self.principal is None:
+            raise RuntimeError("this route is public: no principal")
+        return self.principal
+
+
+Handler = Callable[[Incoming], Awaitable[Response]]
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One row of the route table."""
+
+    method: str
+    path: str
+    operation_id: str
+    summary: str
+    handler: Handler
+    tag: str
+    access: Access = Access.PUBLIC
+    #: The message a JSON body (POST/PUT/PATCH) or the query string (GET) parses into.
+    request: type[Message] | None = None
+    #: The message answered on success; ``None`` with no body.
+    response: type[Message] | None = None
+    status: int = 200
+    #: Request fields the gateway sets from the verified token (hidden from clients).
+    server_fields: tuple[str, ...] = ()
+    #: For handlers that answer something other than a message: a JSON Schema.
+    response_schema: Mapping[str, Any] | None = None
+    media_type: str = protojson.JSON
+    headers: Mapping[str, str] = field(default_factory=dict)
+    #: Other statuses that answer the same schema (``{503: "a component is down"}``).
+    other_statuses: Mapping[int, str] = field(default_factory=dict)
+
+
+#: Request fields the gateway fills from the caller's verified token.
+PRINCIPAL_FIELDS: Mapping[str, Callable[[Principal], str]] = {
+    "user_id": lambda principal: principal.user_id,
+    "session_id": lambda principal: principal.session_id,
+}
+
+
+def rpc(
+    method: str,
+    path: str,
+    *,
+    call: Callable[[Gateway, Req], Awaitable[Resp]],
+    request: type[Req],
+    response: type[Resp],
+    operation_id: str,
+    summary: str,
+    tag: str,
+    status: int = 200,
+    access: Access = Access.PUBLIC,
+    server_fields: Sequence[str] = (),
+    headers: Mapping[str, str] | None = None,
+    empty_body: bool = False,
+) -> Endpoint:
+    """A row that forwards the JSON request to one gRPC method.
+
+    ``empty_body`` answers no body (for 204 and empty replies).
+    """
+    unknown = set(server_fields) - set(PRINCIPAL_FIELDS)
+    if unknown:
+        raise ValueError(f"{operation_id}: no principal value for {sorted(unknown)}")
+    if server_fields and access is Access.PUBLIC:
+        raise ValueError(f"{operation_id}: server fields need an authenticated route")
+    answer_headers = dict(headers or {})
+    bound = tuple(server_fields)
+
+    async def handler(incoming: Incoming) -> Response:
+        message = await read_request(incoming.request, request)
+        for name in bound:
+            setattr(message, name, PRINCIPAL_FIELDS[name](incoming.user))
+        reply = await call(incoming.gateway, message)
+        return protojson.json_response(
+            None if empty_body else reply, status=status, headers=answer_headers
+        )
+
+    return Endpoint(
+        method=method,
+        path=path,
+        operation_id=operation_id,
+        summary=summary,
+        handler=handler,
+        tag=tag,
+        access=access,
+        request=request,
+        response=None if empty_body else response,
+        status=status,
+        server_fields=bound,
+        headers=answer_headers,
+    )
+
+
+async def read_request(request: Request, message_type: type[Req]) -> Req:
+    """Parse the body (POST/PUT/PATCH) or the query string into ``message_type``."""
+    if request.method in BODY_METHODS:
+        return protojson.parse_body(await request.body(), message_type, extra=request.path_params)
+    return protojson.parse_query(request.query_params, message_type, extra=request.path_params)
+
+
+async def authenticate(request: Request, gateway: Gateway, access: Access) -> Principal | None:
+    authorization = request.headers.get("authorization")
+    if access is Access.USER:
+        return await require_user(gateway.verifier, authorization)
+    if access is Access.ADMIN:
+        return await require_admin(gateway.verifier, authorization)
+    return None
+
+
+def _dispatcher(by_method: Mapping[str, Endpoint]) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        method = "GET" if request.method == "HEAD" else request.method
+        row = by_method[method]
+        user_token = None
+        try:
+            gateway = gateway_of(request)
+            principal = await authenticate(request, gateway, row.access)
+            if principal is not None:
+                user_token = context.user_id.set(principal.user_id)
+            return await row.handler(Incoming(request, gateway, principal))
+        except Exception as error:
+            return errors.response_for(error)
+        finally:
+            if user_token is not None:
+                context.user_id.reset(user_token)
+
+    return endpoint
+
+
+def build_routes(endpoints: Iterable[Endpoint]) -> list[BaseRoute]:
+    """One Starlette route per path, dispatching on the method (405 lists the rest)."""
+    by_path: dict[str, dict[str, Endpoint]] = {}
+    for row in endpoints:
+        methods = by_path.setdefault(row.path, {})
+        if row.method in methods:
+            raise ValueError(f"two rows for {row.method} {row.path}")
+        methods[row.method] = row
+    return [
+        Route(
+            path,
+            _dispatcher(methods),
+            methods=list(methods),
+            name=next(iter(methods.values())).operation_id,
+        )
+        for path, methods in by_path.items()
+    ]

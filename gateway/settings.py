@@ -1,0 +1,77 @@
+"""The gateway's configuration, read once from the environment.
+
+A bad value raises :class:`runtime.config.ConfigError` naming the variable;
+``python -m gateway`` turns that into one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from runtime.config import ConfigError, Env
+
+_LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR"}
+
+
+@dataclass(frozen=True, slots=True)
+class GatewaySettings:
+    host: str
+    port: int
+    auth_service_addr: str
+    redis_url: str | None
+    mongodb_uri: str | None
+    cors_allow_origins: tuple[str, ...]
+    max_body_bytes: int
+    grpc_timeout_seconds: float
+    jwt_issuer: str
+    jwt_audience: str
+    jwks_min_refresh_seconds: float
+    token_cache_size: int
+    log_level: str
+    otlp_endpoint: str | None
+    shutdown_grace_seconds: float
+
+    @classmethod
+    def from_env(cls, env: Env | None = None) -> GatewaySettings:
+        env = env or Env()
+        return cls(
+            host=env.string("GATEWAY_HOST", "127.0.0.1"),
+            port=env.integer("GATEWAY_PORT", 8080, minimum=0, maximum=65535),
+            auth_service_addr=_address(env, "AUTH_SERVICE_ADDR", "127.0.0.1:50051"),
+            redis_url=_url(env, "REDIS_URL", ("redis://", "rediss://", "unix://")),
+            mongodb_uri=_url(env, "MONGODB_URI", ("mongodb://", "mongodb+srv://")),
+            cors_allow_origins=_origins(env, "CORS_ALLOW_ORIGINS"),
+            max_body_bytes=env.integer("MAX_BODY_BYTES", 1_048_576, minimum=1),
+            grpc_timeout_seconds=env.number("GRPC_TIMEOUT_SECONDS", 5.0, minimum=0.01),
+            jwt_issuer=env.string("JWT_ISSUER", "minequest"),
+            jwt_audience=env.string("JWT_AUDIENCE", "minequest-api"),
+            jwks_min_refresh_seconds=env.number("JWKS_MIN_REFRESH_SECONDS", 30.0, minimum=0),
+            token_cache_size=env.integer("TOKEN_CACHE_SIZE", 100_000, minimum=0),
+            log_level=env.choice("LOG_LEVEL", "INFO", _LOG_LEVELS),
+            otlp_endpoint=env.optional("OTEL_EXPORTER_OTLP_ENDPOINT"),
+            shutdown_grace_seconds=env.number("SHUTDOWN_GRACE_SECONDS", 10.0, minimum=0),
+        )
+
+
+def _address(env: Env, name: str, default: str) -> str:
+    """A ``host:port`` gRPC target."""
+    value = env.string(name, default)
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(name, f"must be host:port, got {value!r}")
+    return value
+
+
+def _url(env: Env, name: str, schemes: tuple[str, ...]) -> str | None:
+    value = env.optional(name)
+    if value is not None and not value.startswith(schemes):
+        raise ConfigError(name, f"must start with one of {', '.join(schemes)}")
+    return value
+
+
+def _origins(env: Env, name: str) -> tuple[str, ...]:
+    origins = tuple(env.csv(name, []))
+    for origin in origins:
+        if origin != "*" and not origin.startswith(("http://", "https://")):
+            raise ConfigError(name, f"origins must be '*' or start with http(s)://, got {origin!r}")
+    return origins

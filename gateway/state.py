@@ -1,0 +1,56 @@
+"""What the lifespan hands to every request: the clients and shared objects.
+
+The app's lifespan builds one :class:`Gateway`, yields it as the lifespan
+state under ``"gateway"``, and closes its clients on the way out. Handlers
+reach it with :func:`gateway_of`; nothing here is a module-global client.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypedDict
+
+import grpc
+import redis.asyncio as aioredis
+from pymongo import AsyncMongoClient
+from starlette.requests import HTTPConnection
+
+from gateway.auth import TokenVerifier
+from gateway.settings import GatewaySettings
+
+if TYPE_CHECKING:
+    from minequest.auth.v1.auth_pb2_grpc import AuthServiceAsyncStub
+
+
+@dataclass(frozen=True, slots=True)
+class Backend:
+    """A gRPC service the gateway calls, checked by ``/api/health``."""
+
+    name: str
+    service: str
+    channel: grpc.aio.Channel
+
+
+@dataclass(slots=True)
+class Gateway:
+    settings: GatewaySettings
+    auth: AuthServiceAsyncStub
+    backends: tuple[Backend, ...]
+    verifier: TokenVerifier
+    redis: aioredis.Redis | None
+    mongo: AsyncMongoClient[dict[str, Any]] | None
+    openapi: dict[str, Any]
+    version: str
+    started_at: float
+
+
+class State(TypedDict):
+    gateway: Gateway
+
+
+def gateway_of(connection: HTTPConnection) -> Gateway:
+    """The lifespan's :class:`Gateway` for this request."""
+    gateway = connection.state.gateway
+    if not isinstance(gateway, Gateway):
+        raise RuntimeError("the gateway lifespan has not run")
+    return gateway

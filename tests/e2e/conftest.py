@@ -1,0 +1,254 @@
+"""End-to-end fixtures: the real auth service and gateway as child processes.
+
+Each :class:`Stack` runs ``python -m services.auth`` and ``python -m gateway``
+on free ports against the session's Redis and MongoDB-wire servers (see
+``tests/conftest.py``), with its own database and a freshly generated JWT
+key, and delivers OTP mail to a real SMTP server (aiosmtpd) that the tests
+read. A stack is ready when ``GET /api/health`` answers 200; it is stopped
+with SIGTERM and must exit cleanly.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiosmtpd.controller import Controller
+
+from runtime.embedded import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+START_TIMEOUT_SECONDS = 60.0
+STOP_TIMEOUT_SECONDS = 20.0
+
+
+class Mailbox:
+    """An aiosmtpd handler that keeps every message and lets tests wait for one."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.messages: list[tuple[list[str], EmailMessage]] = []
+        self._arrived = threading.Condition()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        assert isinstance(message, EmailMessage)
+        with self._arrived:
+            self.messages.append((list(envelope.rcpt_tos), message))
+            self._arrived.notify_all()
+        return "250 Message accepted for delivery"
+
+    def wait_for(self, recipient: str, *, count: int = 1, timeout: float = 15.0) -> EmailMessage:
+        """The ``count``-th message to ``recipient``, waiting for it to arrive."""
+        deadline = time.monotonic() + timeout
+        with self._arrived:
+            while True:
+                mine = [msg for rcpts, msg in self.messages if recipient in rcpts]
+                if len(mine) >= count:
+                    return mine[count - 1]
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"no mail #{count} for {recipient} within {timeout}s")
+                self._arrived.wait(left)
+
+    def code_for(self, recipient: str, *, count: int = 1) -> str:
+        """The 6-digit one-time code in a mail to ``recipient``."""
+        message = self.wait_for(recipient, count=count)
+        body = message.get_body(preferencelist=("plain",))
+        text = f"{message['Subject']}\n{body.get_content() if body else ''}"
+        match = re.search(r"\b(\d{6})\b", text)
+        assert match, f"no 6-digit code in the mail: {text!r}"
+        return match.group(1)
+
+
+@pytest.fixture(scope="session")
+def mailbox() -> Iterator[Mailbox]:
+    handler = Mailbox(free_port())
+    controller = Controller(handler, hostname="127.0.0.1", port=handler.port)
+    controller.start()
+    try:
+        yield handler
+    finally:
+        controller.stop()
+
+
+class Child:
+    """One service process, its stderr captured to a file."""
+
+    def __init__(self, name: str, args: list[str], env: dict[str, str], log_dir: Path) -> None:
+        self.name = name
+        self.log_path = log_dir / f"{name}.log"
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", *args],
+                cwd=ROOT,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def output(self, lines: int = 60) -> str:
+        text = self.log_path.read_text(errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self) -> int:
+        """SIGTERM and wait; the exit status (killed after a timeout)."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(STOP_TIMEOUT_SECONDS)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+                raise AssertionError(f"{self.name} ignored SIGTERM:\n{self.output()}") from None
+        return self.process.returncode
+
+
+class Stack:
+    """The auth service and the gateway in front of it."""
+
+    def __init__(
+        self,
+        *,
+        mongodb_uri: str,
+        redis_url: str,
+        smtp_port: int,
+        work_dir: Path,
+        overrides: dict[str, str] | None = None,
+    ) -> None:
+        self.work_dir = work_dir
+        self.key_file = work_dir / "jwt-private.pem"
+        grpc_port, http_port = free_port(), free_port()
+        self.base_url = f"http://127.0.0.1:{http_port}"
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "MONGODB_URI": mongodb_uri,
+            "REDIS_URL": redis_url,
+            "AUTH_GRPC_PORT": str(grpc_port),
+            "AUTH_METRICS_PORT": "0",
+            "AUTH_MONGODB_DATABASE": f"e2e_auth_{uuid.uuid4().hex[:10]}",
+            "AUTH_JWT_PRIVATE_KEY_FILE": str(self.key_file),
+            "AUTH_JWT_GENERATE_KEY": "true",
+            "SMTP_HOST": "127.0.0.1",
+            "SMTP_PORT": str(smtp_port),
+            "SMTP_FROM": "no-reply@minequest.test",
+            "ENABLE_DEV_OTP_FALLBACK": "false",
+            "GATEWAY_HOST": "127.0.0.1",
+            "GATEWAY_PORT": str(http_port),
+            "AUTH_SERVICE_ADDR": f"127.0.0.1:{grpc_port}",
+            "MAX_BODY_BYTES": "65536",
+            "LOG_LEVEL": "INFO",
+            **(overrides or {}),
+        }
+        env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+        self.children = [
+            Child("auth", ["services.auth"], env, work_dir),
+            Child("gateway", ["gateway"], env, work_dir),
+        ]
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop(check=False)
+            raise
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        last = "no answer"
+        with httpx.Client(base_url=self.base_url, timeout=2.0) as client:
+            while time.monotonic() < deadline:
+                for child in self.children:
+                    if child.process.poll() is not None:
+                        raise RuntimeError(
+                            self._report(f"{child.name} exited with {child.process.returncode}")
+                        )
+                try:
+                    response = client.get("/api/health")
+                    if response.status_code == 200:
+                        return
+                    last = f"{response.status_code} {response.text}"
+                except httpx.TransportError as error:
+                    last = repr(error)
+                time.sleep(0.1)
+        raise RuntimeError(
+            self._report(f"/api/health not 200 within {START_TIMEOUT_SECONDS}s (last: {last})")
+        )
+
+    def _report(self, problem: str) -> str:
+        logs = "\n".join(
+            f"--- {child.name} output ---\n{child.output()}" for child in self.children
+        )
+        return f"{problem}\n{logs}"
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.base_url, timeout=10.0)
+
+    def log(self, name: str) -> str:
+        """Everything a child process has written so far."""
+        child = next(child for child in self.children if child.name == name)
+        return child.log_path.read_text(errors="replace")
+
+    def private_key_pem(self) -> bytes:
+        return self.key_file.read_bytes()
+
+    def stop(self, *, check: bool = True) -> None:
+        """Gateway first, then the service; both must exit 0 on SIGTERM."""
+        statuses = {child.name: child.stop() for child in reversed(self.children)}
+        if check:
+            bad = {name: code for name, code in statuses.items() if code != 0}
+            assert not bad, self._report(f"unclean exit on SIGTERM: {bad}")
+
+
+def start_stack(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    name: str,
+    overrides: dict[str, str] | None = None,
+) -> Iterator[Stack]:
+    stack = Stack(
+        mongodb_uri=request.getfixturevalue("mongodb_uri"),
+        redis_url=request.getfixturevalue("redis_url"),
+        smtp_port=request.getfixturevalue("mailbox").port,
+        work_dir=tmp_path_factory.mktemp(name),
+        overrides=overrides,
+    )
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    yield from start_stack(request, tmp_path_factory, "stack")
+
+
+@pytest.fixture(scope="module")
+def short_otp_stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    """A stack whose one-time codes expire after one second."""
+    yield from start_stack(request, tmp_path_factory, "short-otp", {"AUTH_OTP_TTL_SECONDS": "1"})
+
+
+@pytest.fixture
+def client(stack: Stack) -> Iterator[httpx.Client]:
+    with stack.client() as http:
+        yield http
