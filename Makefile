@@ -9,14 +9,14 @@ BIN := $(VENV)/bin
 PROTOS := $(shell find protos -name '*.proto')
 BUF := node_modules/.bin/buf
 
-.PHONY: help install protos lint lint-py lint-protos format test test-fast dev bench clean
+.PHONY: help install protos lint lint-py lint-protos lint-deploy deploy-tools format test test-fast dev bench clean
 
 help:
 	@echo "make dev      install and start the whole suite (embedded Redis + MongoDB)"
 	@echo "make test     lint + all tests"
 	@echo "make install  create .venv, install pinned deps, generate stubs"
 	@echo "make protos   regenerate Python stubs from protos/"
-	@echo "make lint     ruff, mypy, buf lint and buf breaking"
+	@echo "make lint     ruff, mypy, buf lint + breaking, compose/prometheus checks"
 	@echo "make bench    run the benchmarks under bench/"
 
 install: $(VENV)/.installed minequest/README
@@ -40,7 +40,7 @@ $(BUF): package.json
 	@if command -v npm >/dev/null; then npm install --silent --no-audit --no-fund && touch $(BUF); \
 	 else echo "npm not found: skipping buf (install Node.js to lint the contracts)"; fi
 
-lint: lint-py lint-protos
+lint: lint-py lint-protos lint-deploy
 
 lint-py: install
 	$(BIN)/ruff check .
@@ -50,6 +50,14 @@ lint-py: install
 lint-protos: $(BUF)
 	@if [ -x $(BUF) ]; then $(BUF) lint protos && tools/buf_breaking.sh; \
 	 else echo "buf not installed: contract lint skipped"; fi
+
+lint-deploy:
+	tools/check_compose.sh
+
+# Validators for compose.yaml and deploy/ (Debian/Ubuntu, as root): without
+# them lint-deploy says so and skips.
+deploy-tools:
+	apt-get install -y --no-install-recommends docker-compose prometheus
 
 format: install
 	$(BIN)/ruff check --fix .

@@ -54,7 +54,8 @@ class GatewaySettings:
 
 
 def _address(env: Env, name: str, default: str) -> str:
-    """A ``host:port`` gRPC target."""
+    """A ``host:port`` gRPC target, optionally ``dns:///host:port`` (every
+    address the name resolves to, balanced round-robin)."""
     value = env.string(name, default)
     host, sep, port = value.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:

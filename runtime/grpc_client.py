@@ -10,6 +10,8 @@ _OPTIONS = [
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.keepalive_timeout_ms", 10_000),
     ("grpc.http2.max_pings_without_data", 0),
+    # With a dns:/// target naming several replicas, spread calls over all of them.
+    ("grpc.lb_policy_name", "round_robin"),
 ]
 
 

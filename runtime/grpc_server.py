@@ -101,7 +101,7 @@ async def serve(
     configure_logging(settings.service, settings.log_level)
     prefix = settings.service.upper()
     try:
-        start_metrics_server(settings.metrics_port)
+        start_metrics_server(settings.metrics_port, settings.grpc_host)
     except OSError as error:
         raise SystemExit(
             f"{prefix}_METRICS_PORT: cannot listen on {settings.metrics_port}: {error.strerror}"

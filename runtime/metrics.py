@@ -42,7 +42,9 @@ def split_method(full_method: str) -> tuple[str, str]:
     return service, method
 
 
-def start_metrics_server(port: int | None, host: str = "0.0.0.0") -> None:  # noqa: S104
-    """Serve ``/metrics`` on ``port`` (None disables it)."""
+def start_metrics_server(port: int | None, host: str) -> None:
+    """Serve ``/metrics`` on ``host:port`` (port None disables it). Services bind
+    it on the same host as their gRPC port: loopback in dev, all interfaces in
+    containers."""
     if port:
         start_http_server(port, addr=host)

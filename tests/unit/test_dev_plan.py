@@ -17,16 +17,9 @@ from eth_utils.address import is_checksum_address
 
 from runtime.config import ConfigError, Env
 from runtime.embedded import free_port
-from tools import dev
-from tools.dev import (
-    PortClaim,
-    PortUnavailableError,
-    ProcessSpec,
-    banner,
-    check_ports,
-    describe_exit,
-    dev_plan,
-)
+from tools import dev, supervisor
+from tools.dev import PortUnavailableError, banner, check_ports, dev_plan
+from tools.supervisor import PortClaim, ProcessSpec, describe_exit
 
 #: The wildcard address, as a bind host in the plan.
 ANY = "0.0.0.0"  # noqa: S104
@@ -59,12 +52,12 @@ def test_default_plan_runs_auth_then_gateway_with_the_dev_settings(tmp_path: Pat
     assert auth.env["ENABLE_DEV_OTP_FALLBACK"] == "true"
     assert auth.ports == (
         PortClaim("AUTH_GRPC_PORT", "127.0.0.1", 50051),
-        PortClaim("AUTH_METRICS_PORT", ANY, 9101),
+        PortClaim("AUTH_METRICS_PORT", "127.0.0.1", 9101),
     )
-    assert auth.ready == dev.Ready("127.0.0.1", 50051)
+    assert auth.ready == supervisor.Ready("127.0.0.1", 50051)
     assert gateway.env["AUTH_SERVICE_ADDR"] == "127.0.0.1:50051"
     assert gateway.ports == (PortClaim("GATEWAY_PORT", "127.0.0.1", 8080),)
-    assert gateway.ready == dev.Ready("127.0.0.1", 8080, "/api/health")
+    assert gateway.ready == supervisor.Ready("127.0.0.1", 8080, "/api/health")
     assert result.gateway_url == "http://127.0.0.1:8080"
     assert result.data_dir == tmp_path
     assert result.stop_timeout == 15.0
@@ -115,9 +108,9 @@ def test_ports_and_hosts_follow_the_environment() -> None:
     auth, gateway = by_name(result).values()
     assert auth.env["AUTH_GRPC_PORT"] == "6001"
     assert auth.ports == (PortClaim("AUTH_GRPC_PORT", ANY, 6001),)
-    assert auth.ready == dev.Ready("127.0.0.1", 6001)
+    assert auth.ready == supervisor.Ready("127.0.0.1", 6001)
     assert gateway.env["AUTH_SERVICE_ADDR"] == "127.0.0.1:6001"
-    assert gateway.ready == dev.Ready("127.0.0.1", 6002, "/api/health")
+    assert gateway.ready == supervisor.Ready("127.0.0.1", 6002, "/api/health")
     assert result.gateway_url == "http://127.0.0.1:6002"
     assert result.stop_timeout == 6.0
 
@@ -234,6 +227,21 @@ def test_main_refuses_bad_configuration_with_one_line(
 
 
 @pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
+        ("redis://:s3cret@cache:6379/0", "redis://:***@cache:6379/0"),
+        (
+            "mongodb://app:s3cret@db1:27017,db2:27017/?replicaSet=rs0",
+            "mongodb://app:***@db1:27017,db2:27017/?replicaSet=rs0",
+        ),
+    ],
+)
+def test_printed_urls_hide_passwords(url: str, shown: str) -> None:
+    assert dev.redact(url) == shown
+
+
+@pytest.mark.parametrize(
     ("code", "text"),
     [
         (0, "exit code 0"),
@@ -253,7 +261,7 @@ async def test_pump_prefixes_every_line_however_the_bytes_arrive() -> None:
         stream.feed_data(chunk)
     stream.feed_eof()
     out = io.StringIO()
-    await dev._pump(stream, "auth", dev._Output(out, ["auth", "gateway"]))
+    await supervisor._pump(stream, "auth", supervisor.Output(out, ["auth", "gateway"]))
     assert out.getvalue().splitlines() == [
         'auth    | {"msg": "one"}',
         'auth    | {"msg": "two"}',

@@ -43,6 +43,10 @@ def test_values_are_read() -> None:
     assert settings.auth_service_addr == "auth:50051"
 
 
+def test_dns_targets_are_accepted_for_scaled_services() -> None:
+    assert load(AUTH_SERVICE_ADDR="dns:///auth:50051").auth_service_addr == "dns:///auth:50051"
+
+
 @pytest.mark.parametrize(
     ("variable", "value"),
     [

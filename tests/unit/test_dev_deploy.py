@@ -1,0 +1,204 @@
+""".env.example, compose.yaml and deploy/ agree with each other and with the code.
+
+The validators themselves (docker compose config, promtool) run in
+``tools/check_compose.sh``; the last test runs it and is skipped only when
+neither validator is installed.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from gateway.settings import GatewaySettings
+from runtime.config import Env
+from services.auth.settings import AuthSettings
+from tools.dev import dev_plan
+
+ROOT = Path(__file__).resolve().parents[2]
+
+#: Every variable the processes read (DESIGN.md and the issue), by owner.
+SHARED = [
+    "MONGODB_URI",
+    "REDIS_URL",
+    "LOG_LEVEL",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "SHUTDOWN_GRACE_SECONDS",
+    "JWT_ISSUER",
+    "JWT_AUDIENCE",
+    "MINEQUEST_DATA_DIR",
+]
+AUTH = [
+    "AUTH_GRPC_HOST",
+    "AUTH_GRPC_PORT",
+    "AUTH_METRICS_PORT",
+    "AUTH_MONGODB_DATABASE",
+    "AUTH_JWT_PRIVATE_KEY_FILE",
+    "AUTH_JWT_GENERATE_KEY",
+    "AUTH_ACCESS_TOKEN_TTL_SECONDS",
+    "AUTH_REFRESH_TOKEN_TTL_SECONDS",
+    "AUTH_OTP_TTL_SECONDS",
+    "AUTH_OTP_MAX_ATTEMPTS",
+    "AUTH_OTP_RESEND_COOLDOWN_SECONDS",
+    "ENABLE_DEV_OTP_FALLBACK",
+    "SMTP_HOST",
+    "SMTP_PORT",
+    "SMTP_USER",
+    "SMTP_PASS",
+    "SMTP_FROM",
+    "SMTP_TIMEOUT_SECONDS",
+]
+GATEWAY = [
+    "GATEWAY_HOST",
+    "GATEWAY_PORT",
+    "AUTH_SERVICE_ADDR",
+    "CORS_ALLOW_ORIGINS",
+    "MAX_BODY_BYTES",
+    "GRPC_TIMEOUT_SECONDS",
+    "JWKS_MIN_REFRESH_SECONDS",
+    "TOKEN_CACHE_SIZE",
+]
+COMPOSE_ONLY = ["COMPOSE_PROJECT_NAME", "GRAFANA_ADMIN_PASSWORD"]
+
+#: What the issue fixes as each variable's default ("" = unset).
+DEFAULTS = {
+    "MONGODB_URI": "",
+    "REDIS_URL": "",
+    "LOG_LEVEL": "INFO",
+    "OTEL_EXPORTER_OTLP_ENDPOINT": "",
+    "SHUTDOWN_GRACE_SECONDS": "10",
+    "JWT_ISSUER": "minequest",
+    "JWT_AUDIENCE": "minequest-api",
+    "MINEQUEST_DATA_DIR": ".data",
+    "AUTH_GRPC_HOST": "127.0.0.1",
+    "AUTH_GRPC_PORT": "50051",
+    "AUTH_METRICS_PORT": "9101",
+    "AUTH_MONGODB_DATABASE": "minequest_auth",
+    "AUTH_ACCESS_TOKEN_TTL_SECONDS": "900",
+    "AUTH_REFRESH_TOKEN_TTL_SECONDS": "2592000",
+    "AUTH_OTP_TTL_SECONDS": "300",
+    "AUTH_OTP_MAX_ATTEMPTS": "5",
+    "AUTH_OTP_RESEND_COOLDOWN_SECONDS": "60",
+    "ENABLE_DEV_OTP_FALLBACK": "",
+    "AUTH_JWT_GENERATE_KEY": "",
+    "SMTP_HOST": "",
+    "SMTP_PORT": "587",
+    "SMTP_USER": "",
+    "SMTP_PASS": "",
+    "SMTP_FROM": "no-reply@minequest.local",
+    "SMTP_TIMEOUT_SECONDS": "10",
+    "GATEWAY_HOST": "127.0.0.1",
+    "GATEWAY_PORT": "8080",
+    "AUTH_SERVICE_ADDR": "127.0.0.1:50051",
+    "CORS_ALLOW_ORIGINS": "",
+    "MAX_BODY_BYTES": "1048576",
+    "GRPC_TIMEOUT_SECONDS": "5",
+    "JWKS_MIN_REFRESH_SECONDS": "30",
+    "TOKEN_CACHE_SIZE": "100000",
+}
+
+
+def env_example() -> list[tuple[str, str, str]]:
+    """(name, value, comment just above) for each assignment in .env.example."""
+    entries = []
+    comment: list[str] = []
+    for line in (ROOT / ".env.example").read_text().splitlines():
+        if line.startswith("#"):
+            comment.append(line.lstrip("# "))
+        elif "=" in line:
+            name, _, value = line.partition("=")
+            entries.append((name, value, " ".join(comment)))
+            comment = []
+        else:
+            comment = []
+    return entries
+
+
+def test_env_example_lists_every_variable_once_with_a_comment() -> None:
+    entries = env_example()
+    names = [name for name, _, _ in entries]
+    assert sorted(names) == sorted(SHARED + AUTH + GATEWAY + COMPOSE_ONLY)
+    assert len(names) == len(set(names))
+    assert all(comment.strip() for _, _, comment in entries), "a variable has no comment"
+
+
+def test_env_example_holds_the_documented_defaults_and_no_secret() -> None:
+    values = {name: value for name, value, _ in env_example()}
+    assert {name: values[name] for name in DEFAULTS} == DEFAULTS
+    assert values["SMTP_PASS"] == ""
+    assert values["AUTH_JWT_PRIVATE_KEY_FILE"] == ""
+
+
+def test_env_example_values_load_in_every_process() -> None:
+    values = {name: value for name, value, _ in env_example()}
+    plan = dev_plan(Env(values))
+    assert [spec.name for spec in plan.processes] == ["auth", "gateway"]
+    assert plan.notes, "no SMTP in the example, so make dev warns about the OTP fallback"
+    GatewaySettings.from_env(Env(values))
+    running = values | {
+        "AUTH_JWT_PRIVATE_KEY_FILE": "/tmp/key.pem",  # noqa: S108
+        "MONGODB_URI": "mongodb://127.0.0.1:1",
+        "REDIS_URL": "redis://127.0.0.1:1",
+    }
+    settings = AuthSettings.from_env(Env(running))
+    assert settings.dev_otp_fallback is False
+
+
+def test_compose_only_passes_documented_variables() -> None:
+    compose = (ROOT / "compose.yaml").read_text()
+    referenced = set(re.findall(r"\$\{([A-Z0-9_]+)", compose))
+    assert referenced <= {name for name, _, _ in env_example()}
+    assert "SMTP_HOST" in referenced
+
+
+def test_compose_has_no_literal_secrets() -> None:
+    compose = (ROOT / "compose.yaml").read_text()
+    for key in ("SMTP_PASS", "GF_SECURITY_ADMIN_PASSWORD"):
+        [line] = [line for line in compose.splitlines() if f"{key}:" in line]
+        assert "${" in line, f"{key} must come from the environment"
+
+
+def test_dashboard_and_alerts_use_the_design_metric_names() -> None:
+    dashboard = (ROOT / "deploy/grafana/dashboards/minequest.json").read_text()
+    alerts = (ROOT / "deploy/prometheus/alerts.yml").read_text()
+    for name in (
+        "http_request_duration_seconds",
+        "http_requests_total",
+        "grpc_server_handled_total",
+        "grpc_server_handling_seconds",
+    ):
+        assert name in dashboard
+    for alert in ("GatewayHigh5xxRatio", "GatewayHighP99Latency", "AuthDown"):
+        assert f"alert: {alert}" in alerts
+
+
+def have_validator() -> bool:
+    if shutil.which("docker-compose") or shutil.which("promtool"):
+        return True
+    if shutil.which("docker") is None:
+        return False
+    plugin = subprocess.run(
+        ["docker", "compose", "version"], capture_output=True, timeout=30, check=False
+    )
+    return plugin.returncode == 0
+
+
+@pytest.mark.skipif(
+    not have_validator(),
+    reason="no compose validator or promtool installed "
+    "(apt-get install --no-install-recommends docker-compose prometheus)",
+)
+def test_check_compose_script_passes() -> None:
+    result = subprocess.run(
+        [str(ROOT / "tools/check_compose.sh")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "check_compose: OK" in result.stdout

@@ -1,0 +1,267 @@
+"""Run the whole suite on this machine: ``make dev`` (``python -m tools.dev``).
+
+1. Reads environment variables only (no ``.env`` file). A malformed value, or
+   a port that is already taken, stops it with one line naming the variable
+   before anything starts.
+2. Starts the embedded Redis and MongoDB-wire servers for whichever of
+   ``REDIS_URL`` / ``MONGODB_URI`` is unset, with their data (and the dev JWT
+   key) under ``MINEQUEST_DATA_DIR`` (default ``.data``).
+3. Starts each process of the table in order, each once the one before it is
+   ready (its port accepts connections; the gateway's ``GET /api/health``
+   answers 200), and writes every line a process prints with its name in
+   front. Then it prints the gateway URL and curl lines to try.
+4. Ctrl-C or SIGTERM: stops the processes in reverse order (SIGTERM, then
+   SIGKILL after a bounded wait), then the stores, and exits 0. When a process
+   dies on its own it says which and how, stops the rest and exits 1.
+
+The table is data. A new service is one more :class:`GrpcService` row in
+:data:`SERVICES` (``MINING``/``WALLET``/``QUESTS`` on 50052-50054, metrics
+9102-9104); its ``<NAME>_SERVICE_ADDR`` is handed to the gateway. The
+supervisor itself, :func:`supervise`, runs any list of :class:`ProcessSpec`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import signal
+import socket
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from runtime.config import Env, load_or_exit
+from runtime.embedded import embedded_stores
+from tools.supervisor import Output, PortClaim, ProcessSpec, Ready, supervise
+
+#: An EIP-55 address from the EIP's own examples, for the printed curl lines.
+EXAMPLE_WALLET = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"
+EXAMPLE_EMAIL = "dev@example.com"
+#: Seconds each process gets to become ready.
+READY_TIMEOUT = 60.0
+
+
+DevEnv = Callable[[Env, Path], tuple[dict[str, str], list[str]]]
+
+
+def _no_dev_env(env: Env, data_dir: Path) -> tuple[dict[str, str], list[str]]:
+    return {}, []
+
+
+def _auth_dev_env(env: Env, data_dir: Path) -> tuple[dict[str, str], list[str]]:
+    smtp_host = env.optional("SMTP_HOST")
+    fallback = env.boolean("ENABLE_DEV_OTP_FALLBACK", smtp_host is None)
+    key_file = env.string("AUTH_JWT_PRIVATE_KEY_FILE", str(data_dir / "jwt-ed25519.pem"))
+    values = {
+        "AUTH_JWT_PRIVATE_KEY_FILE": key_file,
+        "AUTH_JWT_GENERATE_KEY": _flag(env.boolean("AUTH_JWT_GENERATE_KEY", True)),
+        "ENABLE_DEV_OTP_FALLBACK": _flag(fallback),
+    }
+    notes = []
+    if fallback:
+        why = "SMTP_HOST is unset" if smtp_host is None else "ENABLE_DEV_OTP_FALLBACK=true"
+        notes.append(
+            f"WARNING: dev OTP fallback is ON ({why}): one-time codes are returned "
+            "in the API answer and logged. Never run like this in production."
+        )
+    return values, notes
+
+
+@dataclass(frozen=True, slots=True)
+class GrpcService:
+    """A gRPC service run as ``python -m services.<name>``, configured by ``<NAME>_*``."""
+
+    name: str
+    grpc_port: int
+    metrics_port: int
+    dev_env: DevEnv = _no_dev_env
+
+
+#: Started in this order, stopped in reverse; the gateway comes last.
+SERVICES: tuple[GrpcService, ...] = (
+    GrpcService("auth", grpc_port=50051, metrics_port=9101, dev_env=_auth_dev_env),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DevPlan:
+    data_dir: Path
+    processes: tuple[ProcessSpec, ...]
+    notes: tuple[str, ...]
+    gateway_url: str
+    #: How long a process may take to stop after SIGTERM before it is killed.
+    stop_timeout: float
+
+
+def _flag(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def _dial_host(bind_host: str) -> str:
+    """Where to connect to reach a server bound on ``bind_host``."""
+    return "127.0.0.1" if bind_host in {"0.0.0.0", "::", ""} else bind_host  # noqa: S104
+
+
+def dev_plan(env: Env) -> DevPlan:
+    """The processes ``make dev`` runs, from the environment (raises ConfigError)."""
+    data_dir = Path(env.string("MINEQUEST_DATA_DIR", ".data")).resolve()
+    python = sys.executable
+    processes: list[ProcessSpec] = []
+    notes: list[str] = []
+    addresses: dict[str, str] = {}
+    for service in SERVICES:
+        prefix = service.name.upper()
+        host = env.string(f"{prefix}_GRPC_HOST", "127.0.0.1")
+        port = env.integer(f"{prefix}_GRPC_PORT", service.grpc_port, minimum=1, maximum=65535)
+        metrics = env.integer(
+            f"{prefix}_METRICS_PORT", service.metrics_port, minimum=0, maximum=65535
+        )
+        extra, service_notes = service.dev_env(env, data_dir)
+        claims = [PortClaim(f"{prefix}_GRPC_PORT", host, port)]
+        if metrics:
+            claims.append(PortClaim(f"{prefix}_METRICS_PORT", host, metrics))
+        processes.append(
+            ProcessSpec(
+                name=service.name,
+                argv=(python, "-m", f"services.{service.name}"),
+                env={
+                    f"{prefix}_GRPC_HOST": host,
+                    f"{prefix}_GRPC_PORT": str(port),
+                    f"{prefix}_METRICS_PORT": str(metrics),
+                    **extra,
+                },
+                ports=tuple(claims),
+                ready=Ready(_dial_host(host), port),
+            )
+        )
+        notes.extend(service_notes)
+        addresses[f"{prefix}_SERVICE_ADDR"] = env.string(
+            f"{prefix}_SERVICE_ADDR", f"{_dial_host(host)}:{port}"
+        )
+    host = env.string("GATEWAY_HOST", "127.0.0.1")
+    port = env.integer("GATEWAY_PORT", 8080, minimum=1, maximum=65535)
+    ready = Ready(_dial_host(host), port, "/api/health")
+    processes.append(
+        ProcessSpec(
+            name="gateway",
+            argv=(python, "-m", "gateway"),
+            env={"GATEWAY_HOST": host, "GATEWAY_PORT": str(port), **addresses},
+            ports=(PortClaim("GATEWAY_PORT", host, port),),
+            ready=ready,
+        )
+    )
+    grace = env.number("SHUTDOWN_GRACE_SECONDS", 10.0, minimum=0)
+    return DevPlan(
+        data_dir=data_dir,
+        processes=tuple(processes),
+        notes=tuple(notes),
+        gateway_url=f"http://{ready.host}:{ready.port}",
+        stop_timeout=grace + 5.0,
+    )
+
+
+def banner(gateway_url: str) -> list[str]:
+    """What to print once everything answers: the URL and curl lines that work."""
+    post = f"curl -s -H 'Content-Type: application/json' {gateway_url}/api/auth"
+    register = f'{{"walletAddress":"{EXAMPLE_WALLET}","email":"{EXAMPLE_EMAIL}"}}'
+    verify = '{"challengeId":"<challengeId>","code":"<devCode>"}'
+    return [
+        f"ready: gateway at {gateway_url} (Ctrl-C stops everything)",
+        f"  curl -s {gateway_url}/api/health",
+        f"  {post}/register -d '{register}'",
+        f"""  {post}/otp/request -d '{{"email":"{EXAMPLE_EMAIL}"}}'""",
+        f"  {post}/otp/verify -d '{verify}'",
+    ]
+
+
+class PortUnavailableError(Exception):
+    """A port the plan needs is taken (or claimed twice)."""
+
+
+def check_ports(processes: Sequence[ProcessSpec]) -> None:
+    """Raise :class:`PortUnavailableError` naming the first port that cannot be bound."""
+    seen: dict[int, str] = {}
+    for claim in (claim for spec in processes for claim in spec.ports):
+        if claim.port in seen:
+            raise PortUnavailableError(
+                f"{claim.variable} and {seen[claim.port]} both ask for port {claim.port}; "
+                f"give one of them another port"
+            )
+        seen[claim.port] = claim.variable
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((claim.host, claim.port))
+            except OSError as error:
+                reason = (
+                    "is already in use"
+                    if error.errno == errno.EADDRINUSE
+                    else f"cannot be bound ({error.strerror})"
+                )
+                raise PortUnavailableError(
+                    f"port {claim.port} ({claim.variable}) on {claim.host} {reason}; "
+                    f"stop what holds it or set {claim.variable} to a free port"
+                ) from None
+
+
+def redact(url: str) -> str:
+    """``url`` with any password replaced by ``***``, for printing."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main() -> int:
+    plan = load_or_exit(lambda: dev_plan(Env()))
+    try:
+        check_ports(plan.processes)
+    except PortUnavailableError as error:
+        print(f"dev: {error}", file=sys.stderr)
+        return 2
+    output = Output(sys.stdout, [spec.name for spec in plan.processes])
+    for note in plan.notes:
+        output.say(note)
+    # Until the event loop takes over, SIGTERM behaves like Ctrl-C, so the
+    # stores that are already up are stopped on the way out.
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        with embedded_stores(plan.data_dir, os.environ) as urls:
+            embedded = [variable for variable in urls if not os.environ.get(variable)]
+            for variable, url in urls.items():
+                origin = f"embedded, data in {plan.data_dir}" if variable in embedded else "yours"
+                output.say(f"{variable}={redact(url)} ({origin})")
+            child_env = {**os.environ, **urls, "PYTHONUNBUFFERED": "1"}
+            try:
+                return asyncio.run(
+                    supervise(
+                        plan.processes,
+                        env=child_env,
+                        ready_timeout=READY_TIMEOUT,
+                        stop_timeout=plan.stop_timeout,
+                        ready_lines=banner(plan.gateway_url),
+                    )
+                )
+            finally:
+                # Stopping the stores is bounded; don't let a second Ctrl-C orphan them.
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+                signal.signal(signal.SIGTERM, signal.SIG_IGN)
+                if embedded:
+                    output.say("stopping the embedded stores")
+    except KeyboardInterrupt:
+        return 0
+    except RuntimeError as error:  # an embedded store did not start
+        print(f"dev: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
