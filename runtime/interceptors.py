@@ -122,10 +122,15 @@ class ClientInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
             wait_for_ready=client_call_details.wait_for_ready,
         )
         started = time.perf_counter()
-        code = grpc.StatusCode.OK
+        code = grpc.StatusCode.UNKNOWN
         try:
+            # Hand the call object back rather than its awaited result: a
+            # failed RPC then raises in the caller's ``await``, not inside the
+            # interceptor chain, so the interceptors before ours (tracing)
+            # still see a normal call and close their spans.
             call = await continuation(details, request)
-            return await call
+            code = await call.code()
+            return call
         except grpc.aio.AioRpcError as error:
             code = error.code()
             raise

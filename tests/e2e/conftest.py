@@ -135,8 +135,9 @@ class Stack:
         self.key_file = work_dir / "jwt-private.pem"
         grpc_port, http_port = free_port(), free_port()
         self.base_url = f"http://127.0.0.1:{http_port}"
+        inherited = {k: v for k, v in os.environ.items() if k != "OTEL_EXPORTER_OTLP_ENDPOINT"}
         env = {
-            **os.environ,
+            **inherited,
             "PYTHONPATH": str(ROOT),
             "MONGODB_URI": mongodb_uri,
             "REDIS_URL": redis_url,
@@ -156,7 +157,6 @@ class Stack:
             "LOG_LEVEL": "INFO",
             **(overrides or {}),
         }
-        env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
         self.children = [
             Child("auth", ["services.auth"], env, work_dir),
             Child("gateway", ["gateway"], env, work_dir),

@@ -97,14 +97,21 @@ async def test_not_serving_is_visible_before_the_server_goes(probe: Any):
     assert answer.status == health_pb2.HealthCheckResponse.NOT_SERVING
 
 
+def client_handled(method: str, code: str) -> float:
+    labels = {"grpc_service": SERVICE, "grpc_method": method, "grpc_code": code}
+    return REGISTRY.get_sample_value("grpc_client_handled_total", labels) or 0.0
+
+
 async def test_domain_errors_become_rich_statuses(probe: Any):
     _, _, channel = probe
+    before = client_handled("invalid", "INVALID_ARGUMENT")
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await call(channel, "invalid")
     info = decode_rpc_error(caught.value)
     assert info.code == grpc.StatusCode.INVALID_ARGUMENT
     assert (info.reason, info.field, info.retry_after) == ("bad_thing", "thing", 3)
     assert info.message == "bad thing"
+    assert client_handled("invalid", "INVALID_ARGUMENT") == before + 1
 
 
 async def test_unexpected_errors_are_internal_without_details(probe: Any):
