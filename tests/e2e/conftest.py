@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -219,7 +219,7 @@ def start_stack(
     tmp_path_factory: pytest.TempPathFactory,
     name: str,
     overrides: dict[str, str] | None = None,
-) -> Iterator[Stack]:
+) -> Generator[Stack, None, None]:
     stack = Stack(
         mongodb_uri=request.getfixturevalue("mongodb_uri"),
         redis_url=request.getfixturevalue("redis_url"),

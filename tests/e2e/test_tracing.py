@@ -30,7 +30,7 @@ class Receiver(trace_service_pb2_grpc.TraceServiceServicer):
         self.spans: list[tuple[str, str, int, bytes]] = []
         self.lock = threading.Lock()
 
-    def Export(  # noqa: N802 - the OTLP method name
+    def Export(
         self, request: trace_service_pb2.ExportTraceServiceRequest, context: Any
     ) -> trace_service_pb2.ExportTraceServiceResponse:
         with self.lock:
@@ -49,7 +49,7 @@ class Receiver(trace_service_pb2_grpc.TraceServiceServicer):
 def receiver() -> Iterator[tuple[Receiver, int]]:
     collector = Receiver()
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(collector, server)
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(collector, server)  # type: ignore[no-untyped-call]
     port = server.add_insecure_port(f"127.0.0.1:{free_port()}")
     server.start()
     try:
