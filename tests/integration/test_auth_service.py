@@ -3,6 +3,7 @@ and a real SMTP server. Nothing is mocked."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
@@ -444,3 +445,46 @@ async def test_health_and_reflection(auth: Auth):
     async for reply in reflection.ServerReflectionInfo(ask()):
         names = {s.name for s in reply.list_services_response.service}
         assert {SERVICE_NAME, "grpc.health.v1.Health"} <= names
+
+
+async def test_concurrent_registrations_of_one_wallet_create_one_account(auth: Auth):
+    requests = [
+        auth.stub.Register(
+            auth_pb2.RegisterRequest(wallet_address=WALLET, email=f"u{i}@example.com")
+        )
+        for i in range(20)
+    ]
+    results = await asyncio.gather(*requests, return_exceptions=True)
+    created = [r for r in results if isinstance(r, auth_pb2.RegisterResponse)]
+    refused = [decode_rpc_error(r) for r in results if isinstance(r, grpc.aio.AioRpcError)]
+    assert len(created) == 1
+    assert len(refused) == 19
+    assert {info.reason for info in refused} == {"wallet_taken"}
+
+
+async def test_concurrent_otp_requests_send_one_code(auth: Auth):
+    await register(auth)
+    request = auth_pb2.RequestOtpRequest(email="ada@example.com")
+    results = await asyncio.gather(
+        *(auth.stub.RequestOtp(request) for _ in range(10)), return_exceptions=True
+    )
+    sent = [r for r in results if isinstance(r, auth_pb2.RequestOtpResponse)]
+    refused = [decode_rpc_error(r) for r in results if isinstance(r, grpc.aio.AioRpcError)]
+    assert len(sent) == 1
+    assert {info.reason for info in refused} == {"otp_cooldown"}
+    await auth.smtp.mailbox.wait_for("ada@example.com")
+    await asyncio.sleep(0.2)
+    assert len([m for m in auth.smtp.mailbox.messages if m["To"] == "ada@example.com"]) == 1
+
+
+async def test_concurrent_refreshes_of_one_token_rotate_once(auth: Auth):
+    await register(auth)
+    tokens = (await login(auth)).tokens
+    request = auth_pb2.RefreshTokenRequest(refresh_token=tokens.refresh_token)
+    results = await asyncio.gather(
+        *(auth.stub.RefreshToken(request) for _ in range(10)), return_exceptions=True
+    )
+    rotated = [r for r in results if isinstance(r, auth_pb2.RefreshTokenResponse)]
+    assert len(rotated) == 1, "a refresh token is used exactly once"
+    refused = {decode_rpc_error(r).reason for r in results if isinstance(r, grpc.aio.AioRpcError)}
+    assert refused == {"refresh_token_reused"}
