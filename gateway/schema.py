@@ -89,7 +89,12 @@ class SchemaSet:
             value = message_type.fields_by_name["value"]
             return {"type": "object", "additionalProperties": self._single(value)}
         single = self._single(field)
-        return {"type": "array", "items": single} if field.is_repeated else single
+        if field.is_repeated:
+            return {"type": "array", "items": single}
+        if field.has_presence and field.message_type is None and "type" in single:
+            # proto3 `optional`: JSON null means "not set" (on PATCH: leave unchanged).
+            return {**single, "type": [single["type"], "null"]}
+        return single
 
     def visible_fields(
         self, descriptor: Descriptor, exclude: Iterable[str] = ()
@@ -105,7 +110,13 @@ class SchemaSet:
         properties = {
             field.json_name: self.field(field) for field in self.visible_fields(descriptor, hidden)
         }
-        return {"type": "object", "title": descriptor.name, "properties": properties}
+        # The gateway refuses unknown fields (400 invalid_field): say so.
+        return {
+            "type": "object",
+            "title": descriptor.name,
+            "properties": properties,
+            "additionalProperties": False,
+        }
 
     def _single(self, field: FieldDescriptor) -> Schema:
         if field.enum_type is not None:

@@ -150,3 +150,17 @@ def test_server_fields_need_a_principal() -> None:
             tag="x",
             server_fields=("user_id",),
         )
+
+
+def test_bodies_refuse_unknown_fields_and_optional_fields_admit_null(
+    doc: dict[str, Any],
+) -> None:
+    """What the schema promises is what the parser does: unknown fields are a
+    400, and `null` on a proto3 `optional` field means "leave unchanged"."""
+    body = doc["paths"]["/api/auth/me"]["patch"]["requestBody"]["content"]["application/json"]
+    schema = resolve(doc, body["schema"])
+    assert schema["additionalProperties"] is False
+    assert schema["properties"]["username"]["type"] == ["string", "null"]
+    register = doc["paths"]["/api/auth/register"]["post"]["requestBody"]["content"]
+    fields = resolve(doc, register["application/json"]["schema"])["properties"]
+    assert fields["walletAddress"]["type"] == "string", "plain proto3 strings are not nullable"
