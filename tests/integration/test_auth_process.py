@@ -12,9 +12,11 @@ import time
 from pathlib import Path
 
 import grpc
+import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from minequest.auth.v1 import auth_pb2, auth_pb2_grpc
 from runtime.embedded import free_port
 
 pytestmark = pytest.mark.integration
@@ -62,13 +64,13 @@ def test_bad_port_fails_naming_the_variable(tmp_path: Path, mongodb_uri: str):
 def test_serves_health_and_exits_cleanly_on_sigterm(
     tmp_path: Path, mongodb_uri: str, database_name: str
 ):
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     process = run_auth(
         {
             "MONGODB_URI": mongodb_uri,
             "AUTH_MONGODB_DATABASE": database_name,
             "AUTH_GRPC_PORT": str(port),
-            "AUTH_METRICS_PORT": "0",
+            "AUTH_METRICS_PORT": str(metrics_port),
             "AUTH_JWT_PRIVATE_KEY_FILE": str(tmp_path / "k.pem"),
             "AUTH_JWT_GENERATE_KEY": "true",
         }
@@ -79,6 +81,14 @@ def test_serves_health_and_exits_cleanly_on_sigterm(
             health = health_pb2_grpc.HealthStub(channel)
             answer = health.Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
             assert answer.status == health_pb2.HealthCheckResponse.SERVING
+            auth = auth_pb2_grpc.AuthServiceStub(channel)
+            auth.GetJwks(auth_pb2.GetJwksRequest(), timeout=5)
+        metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
+        assert (
+            'grpc_server_handled_total{grpc_code="OK",grpc_method="GetJwks",'
+            'grpc_service="minequest.auth.v1.AuthService"} 1.0'
+        ) in metrics
+        assert "grpc_server_handling_seconds_bucket" in metrics
         started = time.monotonic()
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=30)
