@@ -56,6 +56,7 @@ class SmtpCodeSender:
                 password=smtp.password,
                 use_tls=smtp.port == 465,
                 start_tls=None if smtp.port != 465 else False,
+                cert_bundle=smtp.ca_file,
                 timeout=smtp.timeout_seconds,
             )
         except (aiosmtplib.SMTPException, OSError) as error:

@@ -5,7 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from runtime.config import Env, ServiceSettings
+from runtime.config import ConfigError, Env, ServiceSettings
+
+
+def _readable_file(env: Env, name: str) -> str | None:
+    value = env.optional(name)
+    if value is not None and not Path(value).is_file():
+        raise ConfigError(name, f"{value} is not a readable file")
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,6 +23,8 @@ class SmtpSettings:
     password: str | None
     sender: str
     timeout_seconds: float
+    #: A CA bundle to trust for the server's TLS certificate (a private relay).
+    ca_file: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +55,7 @@ class AuthSettings:
                 password=env.optional("SMTP_PASS"),
                 sender=env.string("SMTP_FROM", "no-reply@minequest.local"),
                 timeout_seconds=env.number("SMTP_TIMEOUT_SECONDS", 10.0, minimum=0.1),
+                ca_file=_readable_file(env, "SMTP_CA_FILE"),
             )
         return cls(
             service=ServiceSettings.from_env(

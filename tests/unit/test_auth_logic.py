@@ -109,3 +109,20 @@ def test_access_token_claims_and_signature(tmp_path: Path):
     }
     assert claims["exp"] == int(now.timestamp()) + 900
     assert jwt.get_unverified_header(token)["kid"] == key.kid
+
+
+def test_smtp_ca_file_must_exist(tmp_path: Path):
+    from runtime.config import Env
+    from services.auth.settings import AuthSettings
+
+    base = {
+        "MONGODB_URI": "mongodb://x",
+        "AUTH_JWT_PRIVATE_KEY_FILE": str(tmp_path / "k.pem"),
+        "SMTP_HOST": "mail.example.com",
+    }
+    with pytest.raises(ConfigError) as caught:
+        AuthSettings.from_env(Env({**base, "SMTP_CA_FILE": str(tmp_path / "nope.pem")}))
+    assert caught.value.variable == "SMTP_CA_FILE"
+    settings = AuthSettings.from_env(Env(base))
+    assert settings.smtp is not None
+    assert (settings.smtp.port, settings.smtp.ca_file) == (587, None)

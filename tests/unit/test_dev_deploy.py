@@ -51,6 +51,7 @@ AUTH = [
     "SMTP_PASS",
     "SMTP_FROM",
     "SMTP_TIMEOUT_SECONDS",
+    "SMTP_CA_FILE",
 ]
 GATEWAY = [
     "GATEWAY_HOST",
@@ -116,6 +117,23 @@ def env_example() -> list[tuple[str, str, str]]:
         else:
             comment = []
     return entries
+
+
+def test_every_variable_the_code_reads_by_name_is_in_env_example() -> None:
+    """Catches a new setting added to the code but not to .env.example."""
+    pattern = re.compile(
+        r"(?:env\.(?:string|optional|required|integer|number|boolean|csv|choice)\("
+        r"|\(env, )\s*\"([A-Z0-9_]+)\""
+    )
+    read = {
+        name
+        for folder in ("runtime", "services", "gateway", "tools")
+        for path in (ROOT / folder).rglob("*.py")
+        for name in pattern.findall(path.read_text())
+    }
+    assert read, "the pattern found nothing: the check would prove nothing"
+    documented = {name for name, _, _ in env_example()}
+    assert read - documented == set()
 
 
 def test_env_example_lists_every_variable_once_with_a_comment() -> None:
