@@ -10,80 +10,30 @@ with SIGTERM and must exit cleanly.
 
 from __future__ import annotations
 
-import email
-import email.policy
 import os
-import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Generator, Iterator
-from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from aiosmtpd.controller import Controller
 
 from runtime.embedded import free_port
+from tests.mail import Mailbox, smtp_server
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 20.0
 
 
-class Mailbox:
-    """An aiosmtpd handler that keeps every message and lets tests wait for one."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.messages: list[tuple[list[str], EmailMessage]] = []
-        self._arrived = threading.Condition()
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        assert isinstance(message, EmailMessage)
-        with self._arrived:
-            self.messages.append((list(envelope.rcpt_tos), message))
-            self._arrived.notify_all()
-        return "250 Message accepted for delivery"
-
-    def wait_for(self, recipient: str, *, count: int = 1, timeout: float = 15.0) -> EmailMessage:
-        """The ``count``-th message to ``recipient``, waiting for it to arrive."""
-        deadline = time.monotonic() + timeout
-        with self._arrived:
-            while True:
-                mine = [msg for rcpts, msg in self.messages if recipient in rcpts]
-                if len(mine) >= count:
-                    return mine[count - 1]
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(f"no mail #{count} for {recipient} within {timeout}s")
-                self._arrived.wait(left)
-
-    def code_for(self, recipient: str, *, count: int = 1) -> str:
-        """The 6-digit one-time code in a mail to ``recipient``."""
-        message = self.wait_for(recipient, count=count)
-        body = message.get_body(preferencelist=("plain",))
-        text = f"{message['Subject']}\n{body.get_content() if body else ''}"
-        match = re.search(r"\b(\d{6})\b", text)
-        assert match, f"no 6-digit code in the mail: {text!r}"
-        return match.group(1)
-
-
 @pytest.fixture(scope="session")
 def mailbox() -> Iterator[Mailbox]:
-    handler = Mailbox(free_port())
-    controller = Controller(handler, hostname="127.0.0.1", port=handler.port)
-    controller.start()
-    try:
+    with smtp_server() as handler:
         yield handler
-    finally:
-        controller.stop()
 
 
 class Child:

@@ -16,7 +16,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from eth_hash.auto import keccak
 
-from tests.e2e.conftest import Mailbox, Stack
+from tests.e2e.conftest import Stack
+from tests.mail import Mailbox
 
 pytestmark = pytest.mark.e2e
 
