@@ -7,8 +7,9 @@ accepted, so ``alg: none`` and HMAC tokens are refused; ``iss``, ``aud``,
 ``exp``, ``iat`` and ``sub`` are required and checked.
 
 One Ed25519 verification costs ~130 µs and a client repeats the same token
-for its whole life, so verified claims are kept, keyed by the token string,
-in a bounded LRU until the token's ``exp``.
+for its whole life, so verified claims are kept in a bounded LRU until the
+token's ``exp``, keyed by a 16-byte digest of the token (about 0.5 KB per
+entry: ~50 MB at the default 100,000).
 
     missing or garbled token    401 unauthenticated
     expired                     401 token_expired
@@ -19,6 +20,7 @@ in a bounded LRU until the token's ``exp``.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -107,7 +109,7 @@ class TokenVerifier:
         self._fetched_at: float | None = None
         self._failed_at: float | None = None
         self._lock = asyncio.Lock()
-        self._claims: TLRUCache[str, Principal] | None = (
+        self._claims: TLRUCache[bytes, Principal] | None = (
             TLRUCache(maxsize=cache_size, ttu=_until_expiry, timer=clock)
             if cache_size > 0
             else None
@@ -115,13 +117,14 @@ class TokenVerifier:
 
     async def verify(self, token: str) -> Principal:
         """The principal of a valid token, or :class:`ApiError` (401)."""
+        key = _cache_key(token)
         if self._claims is not None:
-            cached = self._claims.get(token)
+            cached = self._claims.get(key)
             if cached is not None:
                 return cached
         principal = await self._verify(token)
         if self._claims is not None:
-            self._claims[token] = principal
+            self._claims[key] = principal
         return principal
 
     async def _verify(self, token: str) -> Principal:
@@ -219,7 +222,13 @@ def _principal(claims: Mapping[str, Any]) -> Principal:
     )
 
 
-def _until_expiry(_token: str, principal: Principal, _now: float) -> float:
+def _cache_key(token: str) -> bytes:
+    """A 16-byte digest stands for the ~480-byte token in the cache: about
+    0.5 KB per entry instead of 1 KB (~50 MB at the default 100,000)."""
+    return hashlib.blake2b(token.encode(), digest_size=16).digest()
+
+
+def _until_expiry(_key: bytes, principal: Principal, _now: float) -> float:
     return principal.expires_at
 
 
