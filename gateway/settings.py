@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from runtime.config import ConfigError, Env
-
-_LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR"}
+from runtime.config import LOG_LEVELS, ConfigError, Env, default_service_addr
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +35,7 @@ class GatewaySettings:
         return cls(
             host=env.string("GATEWAY_HOST", "127.0.0.1"),
             port=env.integer("GATEWAY_PORT", 8080, minimum=0, maximum=65535),
-            auth_service_addr=_address(env, "AUTH_SERVICE_ADDR", "127.0.0.1:50051"),
+            auth_service_addr=_address(env, "AUTH_SERVICE_ADDR", default_service_addr("auth")),
             redis_url=_url(env, "REDIS_URL", ("redis://", "rediss://", "unix://")),
             mongodb_uri=_url(env, "MONGODB_URI", ("mongodb://", "mongodb+srv://")),
             cors_allow_origins=_origins(env, "CORS_ALLOW_ORIGINS"),
@@ -47,7 +45,7 @@ class GatewaySettings:
             jwt_audience=env.string("JWT_AUDIENCE", "minequest-api"),
             jwks_min_refresh_seconds=env.number("JWKS_MIN_REFRESH_SECONDS", 30.0, minimum=0),
             token_cache_size=env.integer("TOKEN_CACHE_SIZE", 100_000, minimum=0),
-            log_level=env.choice("LOG_LEVEL", "INFO", _LOG_LEVELS),
+            log_level=env.choice("LOG_LEVEL", "INFO", LOG_LEVELS),
             otlp_endpoint=env.optional("OTEL_EXPORTER_OTLP_ENDPOINT"),
             shutdown_grace_seconds=env.number("SHUTDOWN_GRACE_SECONDS", 10.0, minimum=0),
         )

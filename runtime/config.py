@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -101,7 +102,7 @@ class Env:
             return list(default)
         return [item.strip() for item in value.split(",") if item.strip()]
 
-    def choice(self, name: str, default: str, choices: set[str]) -> str:
+    def choice(self, name: str, default: str, choices: AbstractSet[str]) -> str:
         value = self.string(name, default)
         if value not in choices:
             raise ConfigError(name, f"must be one of {sorted(choices)}, got {value!r}")
@@ -113,6 +114,27 @@ def _check_range(name: str, number: float, minimum: float | None, maximum: float
         raise ConfigError(name, f"must be at least {minimum}, got {number}")
     if maximum is not None and number > maximum:
         raise ConfigError(name, f"must be at most {maximum}, got {number}")
+
+
+LOG_LEVELS = frozenset({"DEBUG", "INFO", "WARNING", "ERROR"})
+
+
+@dataclass(frozen=True, slots=True)
+class ServicePorts:
+    grpc: int
+    metrics: int
+
+
+#: Default ports of every gRPC service. The services, the gateway's default
+#: ``<NAME>_SERVICE_ADDR`` and ``make dev`` all read this one table.
+SERVICE_PORTS: dict[str, ServicePorts] = {
+    "auth": ServicePorts(grpc=50051, metrics=9101),
+}
+
+
+def default_service_addr(service: str) -> str:
+    """Where a service listens by default, as a gRPC target."""
+    return f"127.0.0.1:{SERVICE_PORTS[service].grpc}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,20 +162,17 @@ class ServiceSettings:
         service: str,
         env: Env,
         *,
-        default_grpc_port: int,
-        default_metrics_port: int,
         needs_redis: bool = True,
     ) -> ServiceSettings:
         prefix = service.upper()
+        ports = SERVICE_PORTS[service]
         metrics_port = env.integer(
-            f"{prefix}_METRICS_PORT", default_metrics_port, minimum=0, maximum=65535
+            f"{prefix}_METRICS_PORT", ports.metrics, minimum=0, maximum=65535
         )
         return cls(
             service=service,
             grpc_host=env.string(f"{prefix}_GRPC_HOST", "127.0.0.1"),
-            grpc_port=env.integer(
-                f"{prefix}_GRPC_PORT", default_grpc_port, minimum=0, maximum=65535
-            ),
+            grpc_port=env.integer(f"{prefix}_GRPC_PORT", ports.grpc, minimum=0, maximum=65535),
             metrics_port=metrics_port or None,
             mongodb_uri=env.required(
                 "MONGODB_URI", "make dev starts an embedded server and sets it for you"
@@ -164,7 +183,7 @@ class ServiceSettings:
             )
             if needs_redis
             else env.optional("REDIS_URL"),
-            log_level=env.choice("LOG_LEVEL", "INFO", {"DEBUG", "INFO", "WARNING", "ERROR"}),
+            log_level=env.choice("LOG_LEVEL", "INFO", LOG_LEVELS),
             otlp_endpoint=env.optional("OTEL_EXPORTER_OTLP_ENDPOINT"),
             shutdown_grace_seconds=env.number("SHUTDOWN_GRACE_SECONDS", 10.0, minimum=0),
         )

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from runtime.config import Env, load_or_exit
+from runtime.config import SERVICE_PORTS, Env, ServicePorts, load_or_exit
 from runtime.embedded import embedded_stores
 from tools.supervisor import Output, PortClaim, ProcessSpec, Ready, supervise
 
@@ -72,18 +72,19 @@ def _auth_dev_env(env: Env, data_dir: Path) -> tuple[dict[str, str], list[str]]:
 
 @dataclass(frozen=True, slots=True)
 class GrpcService:
-    """A gRPC service run as ``python -m services.<name>``, configured by ``<NAME>_*``."""
+    """A gRPC service run as ``python -m services.<name>``, configured by
+    ``<NAME>_*``; its default ports come from ``runtime.config.SERVICE_PORTS``."""
 
     name: str
-    grpc_port: int
-    metrics_port: int
     dev_env: DevEnv = _no_dev_env
+
+    @property
+    def ports(self) -> ServicePorts:
+        return SERVICE_PORTS[self.name]
 
 
 #: Started in this order, stopped in reverse; the gateway comes last.
-SERVICES: tuple[GrpcService, ...] = (
-    GrpcService("auth", grpc_port=50051, metrics_port=9101, dev_env=_auth_dev_env),
-)
+SERVICES: tuple[GrpcService, ...] = (GrpcService("auth", dev_env=_auth_dev_env),)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,9 +116,9 @@ def dev_plan(env: Env) -> DevPlan:
     for service in SERVICES:
         prefix = service.name.upper()
         host = env.string(f"{prefix}_GRPC_HOST", "127.0.0.1")
-        port = env.integer(f"{prefix}_GRPC_PORT", service.grpc_port, minimum=1, maximum=65535)
+        port = env.integer(f"{prefix}_GRPC_PORT", service.ports.grpc, minimum=1, maximum=65535)
         metrics = env.integer(
-            f"{prefix}_METRICS_PORT", service.metrics_port, minimum=0, maximum=65535
+            f"{prefix}_METRICS_PORT", service.ports.metrics, minimum=0, maximum=65535
         )
         extra, service_notes = service.dev_env(env, data_dir)
         claims = [PortClaim(f"{prefix}_GRPC_PORT", host, port)]

@@ -58,9 +58,7 @@ class AuthSettings:
                 ca_file=_readable_file(env, "SMTP_CA_FILE"),
             )
         return cls(
-            service=ServiceSettings.from_env(
-                "auth", env, default_grpc_port=50051, default_metrics_port=9101, needs_redis=False
-            ),
+            service=ServiceSettings.from_env("auth", env, needs_redis=False),
             jwt_private_key_file=Path(
                 env.required("AUTH_JWT_PRIVATE_KEY_FILE", "path to an Ed25519 private key in PEM")
             ),

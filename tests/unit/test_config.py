@@ -33,13 +33,11 @@ def test_bad_values_name_the_variable(environ, call, message):
 
 def test_service_settings_require_store_urls():
     with pytest.raises(ConfigError) as caught:
-        ServiceSettings.from_env("auth", Env({}), default_grpc_port=1, default_metrics_port=2)
+        ServiceSettings.from_env("auth", Env({}))
     assert caught.value.variable == "MONGODB_URI"
     settings = ServiceSettings.from_env(
         "auth",
         Env({"MONGODB_URI": "mongodb://x", "AUTH_METRICS_PORT": "0"}),
-        default_grpc_port=50051,
-        default_metrics_port=9101,
         needs_redis=False,
     )
     assert settings.grpc_port == 50051
