@@ -13,9 +13,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Iterable
 from importlib import metadata
-from typing import Any
 
-from google.protobuf import json_format
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -27,6 +25,7 @@ from gateway.auth import TokenVerifier
 from gateway.middleware import BodyLimitMiddleware, MetricsMiddleware, RequestIdMiddleware
 from gateway.openapi import build_openapi
 from gateway.routes import ENDPOINTS
+from gateway.routes.auth import fetch_jwk_set
 from gateway.routing import Endpoint, build_routes
 from gateway.settings import GatewaySettings
 from gateway.state import Backend, Gateway, State
@@ -59,12 +58,8 @@ def create_app(settings: GatewaySettings, endpoints: Iterable[Endpoint] = ENDPOI
         )
         auth = auth_pb2_grpc.AuthServiceStub(auth_channel)
 
-        async def fetch_jwks() -> list[dict[str, Any]]:
-            reply = await auth.GetJwks(auth_pb2.GetJwksRequest())
-            return [json_format.MessageToDict(key) for key in reply.keys]
-
         verifier = TokenVerifier(
-            fetch_jwks,
+            lambda: fetch_jwk_set(auth),
             issuer=settings.jwt_issuer,
             audience=settings.jwt_audience,
             min_refresh_seconds=settings.jwks_min_refresh_seconds,

@@ -10,6 +10,7 @@ field present (defaults included), int64 as strings and enums by name.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from typing import Any, TypeVar, cast
@@ -112,8 +113,10 @@ def locate_error(
     return None
 
 
-def _fields(descriptor: Descriptor) -> dict[str, FieldDescriptor]:
-    """Fields by every name the JSON mapping accepts (json name and proto name)."""
+@functools.cache
+def _fields(descriptor: Descriptor) -> Mapping[str, FieldDescriptor]:
+    """Fields by every name the JSON mapping accepts (json name and proto name);
+    built once per message type, not on every request."""
     names: dict[str, FieldDescriptor] = {}
     for field in descriptor.fields:
         names[field.name] = field

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from starlette.responses import JSONResponse, Response
 
 from gateway.routing import Access, Endpoint, Incoming, rpc
 from minequest.auth.v1 import auth_pb2 as pb
+
+if TYPE_CHECKING:
+    from minequest.auth.v1.auth_pb2_grpc import AuthServiceAsyncStub
 
 TAG = "auth"
 NO_STORE = {"Cache-Control": "no-store"}
@@ -13,10 +18,15 @@ PRIVATE = {"Cache-Control": "private, no-cache"}
 JWKS_CACHE = {"Cache-Control": "public, max-age=300"}
 
 
+async def fetch_jwk_set(auth: AuthServiceAsyncStub) -> list[dict[str, Any]]:
+    """The auth service's keys as RFC 7517 wants them: members without a value
+    are left out. Serves both this route and the gateway's token verifier."""
+    reply = await auth.GetJwks(pb.GetJwksRequest())
+    return [{field.name: value for field, value in key.ListFields()} for key in reply.keys]
+
+
 async def jwks(incoming: Incoming) -> Response:
-    """The JWK set as RFC 7517 wants it: members without a value are left out."""
-    reply = await incoming.gateway.auth.GetJwks(pb.GetJwksRequest())
-    keys = [{field.name: value for field, value in key.ListFields()} for key in reply.keys]
+    keys = await fetch_jwk_set(incoming.gateway.auth)
     return JSONResponse({"keys": keys}, headers=JWKS_CACHE)
 
 
