@@ -17,15 +17,13 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from minequest.auth.v1 import auth_pb2, auth_pb2_grpc
-from runtime.config import Env
 from runtime.errors import decode_rpc_error
-from runtime.grpc_server import create_server
 from runtime.stores import mongo_client
 from services.auth.admin import create_admin
-from services.auth.server import SERVICE_NAME, auth_lifespan
+from services.auth.server import SERVICE_NAME
 from services.auth.settings import AuthSettings
 from services.auth.store import AuthStore
-from tests.integration.conftest import SmtpServer
+from tests.integration.conftest import SmtpServer, auth_channel, auth_settings
 
 pytestmark = pytest.mark.integration
 
@@ -56,28 +54,12 @@ class Auth:
 def make_settings(
     tmp_path: Path, mongodb_uri: str, database: str, smtp: SmtpServer, **extra: str
 ) -> AuthSettings:
-    env = {
-        "MONGODB_URI": mongodb_uri,
-        "AUTH_MONGODB_DATABASE": database,
-        "AUTH_JWT_PRIVATE_KEY_FILE": str(tmp_path / "keys" / "jwt.pem"),
-        "AUTH_JWT_GENERATE_KEY": "true",
-        "SMTP_HOST": smtp.host,
-        "SMTP_PORT": str(smtp.port),
-        "SMTP_FROM": "no-reply@minequest.test",
-        **extra,
-    }
-    return AuthSettings.from_env(Env(env))
+    return auth_settings(tmp_path, mongodb_uri, database, smtp.port, **extra)
 
 
 async def start_auth(settings: AuthSettings, clock: Clock, smtp: SmtpServer) -> AsyncIterator[Auth]:
-    async with auth_lifespan(settings, clock=clock) as register:
-        running = await create_server(register, port=0)
-        channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
-        try:
-            yield Auth(auth_pb2_grpc.AuthServiceStub(channel), channel, settings, clock, smtp)
-        finally:
-            await channel.close()
-            await running.stop(1)
+    async with auth_channel(settings, clock) as channel:
+        yield Auth(auth_pb2_grpc.AuthServiceStub(channel), channel, settings, clock, smtp)
 
 
 @pytest.fixture

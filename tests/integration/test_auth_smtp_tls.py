@@ -20,12 +20,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from minequest.auth.v1 import auth_pb2, auth_pb2_grpc
-from runtime.config import Env
 from runtime.embedded import free_port
 from runtime.errors import decode_rpc_error
-from runtime.grpc_server import create_server
-from services.auth.server import auth_lifespan
 from services.auth.settings import AuthSettings
+from tests.integration.conftest import auth_channel, auth_settings
 
 pytestmark = pytest.mark.integration
 
@@ -112,41 +110,25 @@ def tls_smtp(tmp_path: Path) -> Iterator[TlsSmtp]:
 
 
 async def request_code(settings: AuthSettings) -> grpc.aio.AioRpcError | None:
-    async with auth_lifespan(settings) as register:
-        running = await create_server(register, port=0)
-        try:
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
-                stub = auth_pb2_grpc.AuthServiceStub(channel)
-                await stub.Register(
-                    auth_pb2.RegisterRequest(
-                        wallet_address="0x52908400098527886e0f7030069857d2e4169ee7",
-                        email="tls@example.com",
-                    )
-                )
-                try:
-                    await stub.RequestOtp(auth_pb2.RequestOtpRequest(email="tls@example.com"))
-                except grpc.aio.AioRpcError as error:
-                    return error
-                return None
-        finally:
-            await running.stop(1)
-
-
-def settings_for(tmp_path: Path, mongodb_uri: str, database: str, port: int, **extra: str):
-    return AuthSettings.from_env(
-        Env(
-            {
-                "MONGODB_URI": mongodb_uri,
-                "AUTH_MONGODB_DATABASE": database,
-                "AUTH_JWT_PRIVATE_KEY_FILE": str(tmp_path / "jwt.pem"),
-                "AUTH_JWT_GENERATE_KEY": "true",
-                "SMTP_HOST": "127.0.0.1",
-                "SMTP_PORT": str(port),
-                "SMTP_TIMEOUT_SECONDS": "5",
-                **extra,
-            }
+    async with auth_channel(settings) as channel:
+        stub = auth_pb2_grpc.AuthServiceStub(channel)
+        await stub.Register(
+            auth_pb2.RegisterRequest(
+                wallet_address="0x52908400098527886e0f7030069857d2e4169ee7",
+                email="tls@example.com",
+            )
         )
-    )
+        try:
+            await stub.RequestOtp(auth_pb2.RequestOtpRequest(email="tls@example.com"))
+        except grpc.aio.AioRpcError as error:
+            return error
+        return None
+
+
+def settings_for(
+    tmp_path: Path, mongodb_uri: str, database: str, port: int, **extra: str
+) -> AuthSettings:
+    return auth_settings(tmp_path, mongodb_uri, database, port, SMTP_TIMEOUT_SECONDS="5", **extra)
 
 
 async def test_code_is_sent_over_starttls_to_a_trusted_server(
