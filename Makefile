@@ -16,7 +16,8 @@ help:
 	@echo "make test     lint + all tests"
 	@echo "make install  create .venv, install pinned deps, generate stubs"
 	@echo "make protos   regenerate Python stubs from protos/"
-	@echo "make lint     ruff, mypy, buf lint + breaking, compose/prometheus checks"
+	@echo "make lint     ruff, mypy, buf lint + breaking"
+	@echo "make lint-deploy  compose/prometheus checks (also run by the tests)"
 	@echo "make bench    run the benchmarks under bench/"
 
 install: $(VENV)/.installed minequest/README
@@ -40,7 +41,7 @@ $(BUF): package.json
 	@if command -v npm >/dev/null; then npm install --silent --no-audit --no-fund && touch $(BUF); \
 	 else echo "npm not found: skipping buf (install Node.js to lint the contracts)"; fi
 
-lint: lint-py lint-protos lint-deploy
+lint: lint-py lint-protos
 
 lint-py: install
 	$(BIN)/ruff check .
@@ -51,6 +52,8 @@ lint-protos: $(BUF)
 	@if [ -x $(BUF) ]; then $(BUF) lint protos && tools/buf_breaking.sh; \
 	 else echo "buf not installed: contract lint skipped"; fi
 
+# The test suite runs this too (tests/unit/test_dev_deploy.py), so `make
+# test` does not repeat it here; this verb is for checking deploy/ alone.
 lint-deploy:
 	tools/check_compose.sh
 
