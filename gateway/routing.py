@@ -81,6 +81,9 @@ class Endpoint:
     headers: Mapping[str, str] = field(default_factory=dict)
     #: Other statuses that answer the same schema (``{503: "a component is down"}``).
     other_statuses: Mapping[int, str] = field(default_factory=dict)
+    #: A request without an ``Idempotency-Key`` is refused (400). Any other
+    #: POST/PATCH/DELETE that carries one is still deduplicated.
+    idempotency_required: bool = False
 
 
 #: Request fields the gateway fills from the caller's verified token.
@@ -105,6 +108,7 @@ def rpc(
     server_fields: Sequence[str] = (),
     headers: Mapping[str, str] | None = None,
     empty_body: bool = False,
+    idempotency_required: bool = False,
 ) -> Endpoint:
     """A row that forwards the JSON request to one gRPC method.
 
@@ -140,6 +144,7 @@ def rpc(
         status=status,
         server_fields=bound,
         headers=answer_headers,
+        idempotency_required=idempotency_required,
     )
 
 

@@ -129,6 +129,9 @@ class ServicePorts:
 #: ``<NAME>_SERVICE_ADDR`` and ``make dev`` all read this one table.
 SERVICE_PORTS: dict[str, ServicePorts] = {
     "auth": ServicePorts(grpc=50051, metrics=9101),
+    "mining": ServicePorts(grpc=50052, metrics=9102),
+    "wallet": ServicePorts(grpc=50053, metrics=9103),
+    "quests": ServicePorts(grpc=50054, metrics=9104),
 }
 
 
