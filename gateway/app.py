@@ -22,21 +22,37 @@ from starlette.middleware.gzip import GZipMiddleware
 
 from gateway import errors
 from gateway.auth import TokenVerifier
+from gateway.clientip import TrustedProxies
+from gateway.guard import Guard
 from gateway.middleware import BodyLimitMiddleware, MetricsMiddleware, RequestIdMiddleware
 from gateway.openapi import build_openapi
 from gateway.routes import ENDPOINTS
 from gateway.routes.auth import fetch_jwk_set
-from gateway.routing import Endpoint, build_routes
+from gateway.routing import Endpoint, Protection, build_routes
 from gateway.settings import GatewaySettings
 from gateway.state import Backend, Gateway, State
 from minequest.auth.v1 import auth_pb2, auth_pb2_grpc
+from minequest.wallet.v1 import wallet_pb2, wallet_pb2_grpc
 from runtime.grpc_client import insecure_channel
-from runtime.stores import mongo_client, redis_client
+from runtime.stores import guard_client, mongo_client, redis_client
 
 log = logging.getLogger(__name__)
 
 AUTH_SERVICE = auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name
-EXPOSED_HEADERS = ["X-Request-ID", "Retry-After", "Location"]
+WALLET_SERVICE = wallet_pb2.DESCRIPTOR.services_by_name["WalletService"].full_name
+EXPOSED_HEADERS = [
+    "X-Request-ID",
+    "Retry-After",
+    "Location",
+    "X-Idempotency",
+    "RateLimit-Limit",
+    "RateLimit-Remaining",
+    "RateLimit-Reset",
+    "RateLimit-Policy",
+    "X-RateLimit-Limit",
+    "X-RateLimit-Remaining",
+    "X-RateLimit-Reset",
+]
 ALLOWED_HEADERS = ["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"]
 
 
@@ -50,6 +66,10 @@ def version() -> str:
 def create_app(settings: GatewaySettings, endpoints: Iterable[Endpoint] = ENDPOINTS) -> Starlette:
     rows = tuple(endpoints)
     openapi = build_openapi(rows, version=version())
+    for pattern in settings.rate_limit_policies.unmatched_patterns(
+        (row.method, row.path) for row in rows
+    ):
+        log.warning("rate-limit route pattern matches no route", extra={"pattern": pattern})
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
@@ -57,6 +77,9 @@ def create_app(settings: GatewaySettings, endpoints: Iterable[Endpoint] = ENDPOI
             settings.auth_service_addr, default_timeout=settings.grpc_timeout_seconds
         )
         auth = auth_pb2_grpc.AuthServiceStub(auth_channel)
+        wallet_channel = insecure_channel(
+            settings.wallet_service_addr, default_timeout=settings.grpc_timeout_seconds
+        )
 
         verifier = TokenVerifier(
             lambda: fetch_jwk_set(auth),
@@ -66,6 +89,18 @@ def create_app(settings: GatewaySettings, endpoints: Iterable[Endpoint] = ENDPOI
             cache_size=settings.token_cache_size,
         )
         redis = redis_client(settings.redis_url) if settings.redis_url else None
+        # Its own pool, answering bytes, with the guard's short timeouts: the
+        # hot path must not queue behind slower calls or wait on a dead Redis.
+        guard_redis = (
+            guard_client(settings.redis_url, settings.guard_redis_timeout_seconds)
+            if settings.redis_url
+            else None
+        )
+        if guard_redis is None:
+            log.warning(
+                "REDIS_URL is unset: rate limits and idempotency cannot work; "
+                "fail-open routes run unprotected, fail-closed routes answer 503"
+            )
         mongo = (
             mongo_client(settings.mongodb_uri, app_name="gateway", server_selection_timeout_ms=1000)
             if settings.mongodb_uri
@@ -74,8 +109,18 @@ def create_app(settings: GatewaySettings, endpoints: Iterable[Endpoint] = ENDPOI
         gateway = Gateway(
             settings=settings,
             auth=auth,
-            backends=(Backend("auth", AUTH_SERVICE, auth_channel),),
+            wallet=wallet_pb2_grpc.WalletServiceStub(wallet_channel),
+            backends=(
+                Backend("auth", AUTH_SERVICE, auth_channel),
+                Backend("wallet", WALLET_SERVICE, wallet_channel),
+            ),
             verifier=verifier,
+            guard=Guard(
+                guard_redis,
+                timeout_seconds=settings.guard_redis_timeout_seconds,
+                lease_ms=int(settings.idempotency_lease_seconds * 1000),
+                retention_ms=settings.idempotency_retention_seconds * 1000,
+            ),
             redis=redis,
             mongo=mongo,
             openapi=openapi,
@@ -86,6 +131,7 @@ def create_app(settings: GatewaySettings, endpoints: Iterable[Endpoint] = ENDPOI
             "gateway ready",
             extra={
                 "auth_service": settings.auth_service_addr,
+                "wallet_service": settings.wallet_service_addr,
                 "redis": redis is not None,
                 "mongodb": mongo is not None,
             },
@@ -94,8 +140,11 @@ def create_app(settings: GatewaySettings, endpoints: Iterable[Endpoint] = ENDPOI
             yield {"gateway": gateway}
         finally:
             await auth_channel.close()
+            await wallet_channel.close()
             if redis is not None:
                 await redis.aclose()
+            if guard_redis is not None:
+                await guard_redis.aclose()
             if mongo is not None:
                 await mongo.close()
             log.info("gateway clients closed")
@@ -117,7 +166,10 @@ def create_app(settings: GatewaySettings, endpoints: Iterable[Endpoint] = ENDPOI
         Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes),
     ]
     return Starlette(
-        routes=build_routes(rows),
+        routes=build_routes(
+            rows,
+            Protection(settings.rate_limit_policies, TrustedProxies(settings.trusted_proxies)),
+        ),
         middleware=middleware,
         exception_handlers={
             HTTPException: errors.handle_http_exception,

@@ -20,6 +20,7 @@ entry: ~50 MB at the default 100,000).
 from __future__ import annotations
 
 import asyncio
+import enum
 import hashlib
 import logging
 import time
@@ -43,6 +44,14 @@ FAILURE_BACKOFF_SECONDS = 1.0
 
 #: Fetches the current JWK set (a list of RFC 7517 key objects).
 JwksFetcher = Callable[[], Awaitable[Sequence[Mapping[str, Any]]]]
+
+
+class Access(enum.Enum):
+    """Who may call a route."""
+
+    PUBLIC = "public"
+    USER = "user"
+    ADMIN = "admin"
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,3 +252,15 @@ async def require_admin(verifier: TokenVerifier, authorization: str | None) -> P
     if not principal.is_admin:
         raise ApiError(403, "forbidden", "this route is for admins")
     return principal
+
+
+async def authenticate(
+    verifier: TokenVerifier, access: Access, authorization: str | None
+) -> Principal | None:
+    """The caller as ``access`` demands: None on a public route, else a verified
+    principal (401 without a valid token, 403 for a non-admin on admin routes)."""
+    if access is Access.USER:
+        return await require_user(verifier, authorization)
+    if access is Access.ADMIN:
+        return await require_admin(verifier, authorization)
+    return None

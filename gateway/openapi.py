@@ -16,6 +16,7 @@ from typing import Any
 from google.protobuf.descriptor import FieldDescriptor
 
 from gateway.errors import PROBLEM_JSON
+from gateway.idempotency import MAX_KEY_LENGTH, MUTATING_METHODS
 from gateway.protojson import descriptor_of
 from gateway.routing import BODY_METHODS, Access, Endpoint
 from gateway.schema import Schema, SchemaSet
@@ -39,6 +40,9 @@ PROBLEM_SCHEMA: Schema = {
 }
 
 _PROBLEM_REF = {"$ref": "#/components/responses/Problem"}
+_PROBLEM_REF_BODY = {
+    "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+}
 
 
 def build_openapi(
@@ -105,6 +109,10 @@ def _operation(row: Endpoint, schemas: SchemaSet) -> dict[str, Any]:
         responses["403"] = _PROBLEM_REF
     if has_body:
         responses["413"] = _PROBLEM_REF
+    if row.method in MUTATING_METHODS:
+        responses["409"] = {**_PROBLEM_REF_BODY, "description": "Idempotency-Key in flight"}
+        responses["422"] = {**_PROBLEM_REF_BODY, "description": "Idempotency-Key reused"}
+    responses["429"] = {**_PROBLEM_REF_BODY, "description": "Rate limited (see Retry-After)"}
     responses.update({"4XX": _PROBLEM_REF, "5XX": _PROBLEM_REF})
     operation["responses"] = responses
     return operation
@@ -143,6 +151,17 @@ def _parameters(row: Endpoint, schemas: SchemaSet) -> list[dict[str, Any]]:
         found = fields.get(name)
         schema = schemas.field(found) if found is not None else {"type": "string"}
         parameters.append({"name": name, "in": "path", "required": True, "schema": schema})
+    if row.method in MUTATING_METHODS:
+        parameters.append(
+            {
+                "name": "Idempotency-Key",
+                "in": "header",
+                "required": row.idempotency_required,
+                "description": "A unique value per operation; a retry with the same key "
+                "replays the first answer (X-Idempotency: HIT).",
+                "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH},
+            }
+        )
     if row.method not in BODY_METHODS and row.request is not None:
         for field in schemas.visible_fields(descriptor_of(row.request), row.server_fields):
             if field.name in names or field.json_name in names:

@@ -6,13 +6,14 @@ and the same rows build the Starlette routes (:func:`build_routes`) and the
 OpenAPI document (:mod:`gateway.openapi`). Most rows come from :func:`rpc`,
 which forwards JSON to one gRPC method; others bring their own handler.
 
-Every handler runs inside the same wrapper: authenticate per the row, bind the
-caller to the log context, and turn any exception into problem+json.
+Every row runs inside the same layers (:func:`_row_stack`): authentication per
+its access (which binds the caller to the log context), rate limits and
+idempotency (:mod:`gateway.middleware.guard`), and the handler, whose
+exceptions become problem+json.
 """
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -21,22 +22,33 @@ from google.protobuf.message import Message
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway import errors, protojson
-from gateway.auth import Principal, require_admin, require_user
+from gateway.auth import Access, Principal
+from gateway.clientip import TrustedProxies
+from gateway.idempotency import MUTATING_METHODS
+from gateway.middleware.auth import AuthMiddleware, principal_of
+from gateway.middleware.guard import GuardMiddleware
+from gateway.ratelimit.policy import PolicySet
 from gateway.state import Gateway, gateway_of
-from runtime import context
+
+__all__ = [
+    "BODY_METHODS",
+    "Access",
+    "Endpoint",
+    "Handler",
+    "Incoming",
+    "Protection",
+    "build_routes",
+    "read_request",
+    "rpc",
+]
 
 Req = TypeVar("Req", bound=Message)
 Resp = TypeVar("Resp", bound=Message)
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
-
-
-class Access(enum.Enum):
-    PUBLIC = "public"
-    USER = "user"
-    ADMIN = "admin"
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,37 +167,62 @@ async def read_request(request: Request, message_type: type[Req]) -> Req:
     return protojson.parse_query(request.query_params, message_type, extra=request.path_params)
 
 
-async def authenticate(request: Request, gateway: Gateway, access: Access) -> Principal | None:
-    authorization = request.headers.get("authorization")
-    if access is Access.USER:
-        return await require_user(gateway.verifier, authorization)
-    if access is Access.ADMIN:
-        return await require_admin(gateway.verifier, authorization)
-    return None
+@dataclass(frozen=True, slots=True)
+class Protection:
+    """What guards the routes: rate-limit policies and whom to trust for the client IP."""
+
+    policies: PolicySet = field(default_factory=lambda: PolicySet(()))
+    trusted_proxies: TrustedProxies = field(default_factory=TrustedProxies)
 
 
-def _dispatcher(by_method: Mapping[str, Endpoint]) -> Callable[[Request], Awaitable[Response]]:
-    async def endpoint(request: Request) -> Response:
-        method = "GET" if request.method == "HEAD" else request.method
-        row = by_method[method]
-        user_token = None
+def _row_app(row: Endpoint) -> ASGIApp:
+    """The innermost layer: run the row's handler; any exception becomes problem+json."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
         try:
-            gateway = gateway_of(request)
-            principal = await authenticate(request, gateway, row.access)
-            if principal is not None:
-                user_token = context.user_id.set(principal.user_id)
-            return await row.handler(Incoming(request, gateway, principal))
+            response = await row.handler(
+                Incoming(request, gateway_of(request), principal_of(scope))
+            )
         except Exception as error:
-            return errors.response_for(error)
-        finally:
-            if user_token is not None:
-                context.user_id.reset(user_token)
+            response = errors.response_for(error)
+        await response(scope, receive, send)
 
-    return endpoint
+    return app
 
 
-def build_routes(endpoints: Iterable[Endpoint]) -> list[BaseRoute]:
+def _row_stack(row: Endpoint, protection: Protection) -> ASGIApp:
+    """Authentication, then rate limits + idempotency (when the row has any), then the handler."""
+    app = _row_app(row)
+    policy = protection.policies.for_route(row.method, row.path)
+    if policy is not None or row.idempotency_required or row.method in MUTATING_METHODS:
+        app = GuardMiddleware(
+            app,
+            method=row.method,
+            route=row.path,
+            policy=policy,
+            idempotency_required=row.idempotency_required,
+            trusted_proxies=protection.trusted_proxies,
+        )
+    return AuthMiddleware(app, row.access)
+
+
+class _ByMethod:
+    """One path's rows, dispatched on the method (HEAD runs the GET row)."""
+
+    def __init__(self, stacks: Mapping[str, ASGIApp]) -> None:
+        self.stacks = dict(stacks)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        method = "GET" if scope["method"] == "HEAD" else scope["method"]
+        await self.stacks[method](scope, receive, send)
+
+
+def build_routes(
+    endpoints: Iterable[Endpoint], protection: Protection | None = None
+) -> list[BaseRoute]:
     """One Starlette route per path, dispatching on the method (405 lists the rest)."""
+    protection = protection or Protection()
     by_path: dict[str, dict[str, Endpoint]] = {}
     for row in endpoints:
         methods = by_path.setdefault(row.path, {})
@@ -195,7 +232,7 @@ def build_routes(endpoints: Iterable[Endpoint]) -> list[BaseRoute]:
     return [
         Route(
             path,
-            _dispatcher(methods),
+            _ByMethod({method: _row_stack(row, protection) for method, row in methods.items()}),
             methods=list(methods),
             name=next(iter(methods.values())).operation_id,
         )

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gateway.clientip import Network, parse_networks
+from gateway.ratelimit import PolicySet, load_policies
 from runtime.config import LOG_LEVELS, ConfigError, Env, default_service_addr
 
 
@@ -28,6 +30,15 @@ class GatewaySettings:
     log_level: str
     otlp_endpoint: str | None
     shutdown_grace_seconds: float
+    rate_limit_policies: PolicySet
+    trusted_proxies: tuple[Network, ...]
+    guard_redis_timeout_seconds: float
+    idempotency_lease_seconds: float
+    idempotency_retention_seconds: int
+    wallet_service_addr: str = default_service_addr("wallet")
+    #: Shared secret of the deposit provider's webhook; None: the route answers 503.
+    deposit_webhook_secret: str | None = None
+    deposit_webhook_tolerance_seconds: int = 300
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> GatewaySettings:
@@ -48,6 +59,20 @@ class GatewaySettings:
             log_level=env.choice("LOG_LEVEL", "INFO", LOG_LEVELS),
             otlp_endpoint=env.optional("OTEL_EXPORTER_OTLP_ENDPOINT"),
             shutdown_grace_seconds=env.number("SHUTDOWN_GRACE_SECONDS", 10.0, minimum=0),
+            rate_limit_policies=load_policies(env),
+            trusted_proxies=_networks(env, "TRUSTED_PROXIES"),
+            guard_redis_timeout_seconds=env.integer("GUARD_REDIS_TIMEOUT_MS", 50, minimum=1) / 1000,
+            idempotency_lease_seconds=env.number("IDEMPOTENCY_LEASE_SECONDS", 30.0, minimum=1),
+            idempotency_retention_seconds=env.integer(
+                "IDEMPOTENCY_RETENTION_SECONDS", 86_400, minimum=60
+            ),
+            wallet_service_addr=_address(
+                env, "WALLET_SERVICE_ADDR", default_service_addr("wallet")
+            ),
+            deposit_webhook_secret=_secret(env, "DEPOSIT_WEBHOOK_SECRET"),
+            deposit_webhook_tolerance_seconds=env.integer(
+                "DEPOSIT_WEBHOOK_TOLERANCE_SECONDS", 300, minimum=1, maximum=3600
+            ),
         )
 
 
@@ -74,3 +99,18 @@ def _origins(env: Env, name: str) -> tuple[str, ...]:
         if origin != "*" and not origin.startswith(("http://", "https://")):
             raise ConfigError(name, f"origins must be '*' or start with http(s)://, got {origin!r}")
     return origins
+
+
+def _networks(env: Env, name: str) -> tuple[Network, ...]:
+    try:
+        return parse_networks(env.csv(name, []))
+    except ValueError as error:
+        raise ConfigError(name, str(error)) from None
+
+
+def _secret(env: Env, name: str) -> str | None:
+    """An optional shared secret; when set, long enough not to be guessed."""
+    value = env.optional(name)
+    if value is not None and len(value) < 16:
+        raise ConfigError(name, "must be at least 16 characters (or unset)")
+    return value

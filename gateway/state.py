@@ -14,12 +14,15 @@ import grpc
 import redis.asyncio as aioredis
 from pymongo import AsyncMongoClient
 from starlette.requests import HTTPConnection
+from starlette.types import Scope
 
 from gateway.auth import TokenVerifier
+from gateway.guard import Guard
 from gateway.settings import GatewaySettings
 
 if TYPE_CHECKING:
     from minequest.auth.v1.auth_pb2_grpc import AuthServiceAsyncStub
+    from minequest.wallet.v1.wallet_pb2_grpc import WalletServiceAsyncStub
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,8 +38,10 @@ class Backend:
 class Gateway:
     settings: GatewaySettings
     auth: AuthServiceAsyncStub
+    wallet: WalletServiceAsyncStub
     backends: tuple[Backend, ...]
     verifier: TokenVerifier
+    guard: Guard
     redis: aioredis.Redis | None
     mongo: AsyncMongoClient[dict[str, Any]] | None
     openapi: dict[str, Any]
@@ -51,6 +56,14 @@ class State(TypedDict):
 def gateway_of(connection: HTTPConnection) -> Gateway:
     """The lifespan's :class:`Gateway` for this request."""
     gateway = connection.state.gateway
+    if not isinstance(gateway, Gateway):
+        raise RuntimeError("the gateway lifespan has not run")
+    return gateway
+
+
+def gateway_of_scope(scope: Scope) -> Gateway:
+    """The lifespan's :class:`Gateway`, from a pure ASGI middleware."""
+    gateway = scope.get("state", {}).get("gateway")
     if not isinstance(gateway, Gateway):
         raise RuntimeError("the gateway lifespan has not run")
     return gateway

@@ -35,6 +35,10 @@ class Env:
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         self._env = os.environ if environ is None else environ
 
+    def names(self) -> list[str]:
+        """Every variable set to a non-blank value."""
+        return [name for name in self._env if self.raw(name) is not None]
+
     def raw(self, name: str) -> str | None:
         value: str | None = self._env.get(name)
         if value is None or value.strip() == "":

@@ -8,10 +8,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
+import pymongo.errors
+import redis.exceptions
 from grpc.aio import ServicerContext
 
 from runtime import context
-from runtime.errors import DomainError, status_code_of, to_grpc_status
+from runtime.errors import DomainError, Unavailable, status_code_of, to_grpc_status
 from runtime.metrics import (
     GRPC_CLIENT_HANDLED,
     GRPC_CLIENT_SECONDS,
@@ -21,6 +23,14 @@ from runtime.metrics import (
 )
 
 log = logging.getLogger(__name__)
+
+#: Store failures that are outages, not bugs: answered UNAVAILABLE (HTTP 503
+#: with Retry-After), so clients retry instead of reporting a 500.
+STORE_OUTAGES: tuple[type[Exception], ...] = (
+    pymongo.errors.ConnectionFailure,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+)
 
 Context = ServicerContext[Any, Any]
 Behavior = Callable[[Any, Context], Awaitable[Any]]
@@ -77,6 +87,16 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             except grpc.aio.AbortError:  # the handler called ctx.abort itself
                 code = _code_of(ctx)
                 raise
+            except STORE_OUTAGES as error:
+                log.warning("store unavailable in %s/%s: %s", service, method, error)
+                outage = Unavailable(
+                    "a data store is unavailable; retry shortly",
+                    reason="store_unavailable",
+                    retry_after=1,
+                )
+                status = to_grpc_status(outage)
+                code = status.code
+                await ctx.abort(status.code, status.details, status.trailing_metadata)
             except Exception:
                 log.exception("unhandled error in %s/%s", service, method)
                 code = grpc.StatusCode.INTERNAL

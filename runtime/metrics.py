@@ -48,3 +48,11 @@ def start_metrics_server(port: int | None, host: str) -> None:
     containers."""
     if port:
         start_http_server(port, addr=host)
+
+
+REDIS_LATENCY_MS = Histogram(
+    "redis_latency_ms",
+    "Redis round-trip latency in milliseconds, by operation.",
+    ["operation"],
+    buckets=(0.25, 0.5, 1, 2, 5, 10, 25, 50, 100, 250, 1000),
+)

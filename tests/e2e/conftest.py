@@ -1,11 +1,13 @@
-"""End-to-end fixtures: the real auth service and gateway as child processes.
+"""End-to-end fixtures: the real auth and wallet services and the gateway as
+child processes.
 
-Each :class:`Stack` runs ``python -m services.auth`` and ``python -m gateway``
-on free ports against the session's Redis and MongoDB-wire servers (see
-``tests/conftest.py``), with its own database and a freshly generated JWT
-key, and delivers OTP mail to a real SMTP server (aiosmtpd) that the tests
-read. A stack is ready when ``GET /api/health`` answers 200; it is stopped
-with SIGTERM and must exit cleanly.
+Each :class:`Stack` runs ``python -m services.auth``, ``python -m
+services.wallet`` and ``python -m gateway`` on free ports against the
+session's Redis and MongoDB-wire servers (see ``tests/conftest.py``), with
+its own databases and a freshly generated JWT key, and delivers OTP mail to
+a real SMTP server (aiosmtpd) that the tests read. A stack is ready when
+``GET /api/health`` answers 200; it is stopped with SIGTERM and must exit
+cleanly.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from runtime.embedded import free_port
 from tests.mail import Mailbox, smtp_server
 
 ROOT = Path(__file__).resolve().parents[2]
+#: The deposit provider's webhook secret in every stack (tests sign with it).
+WEBHOOK_SECRET = "e2e-webhook-secret-0123456789"
 START_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 20.0
 
@@ -70,7 +74,7 @@ class Child:
 
 
 class Stack:
-    """The auth service and the gateway in front of it."""
+    """The auth and wallet services and the gateway in front of them."""
 
     def __init__(
         self,
@@ -83,7 +87,7 @@ class Stack:
     ) -> None:
         self.work_dir = work_dir
         self.key_file = work_dir / "jwt-private.pem"
-        grpc_port, http_port = free_port(), free_port()
+        grpc_port, http_port, self.wallet_port = free_port(), free_port(), free_port()
         self.base_url = f"http://127.0.0.1:{http_port}"
         inherited = {k: v for k, v in os.environ.items() if k != "OTEL_EXPORTER_OTLP_ENDPOINT"}
         env = {
@@ -103,12 +107,21 @@ class Stack:
             "GATEWAY_HOST": "127.0.0.1",
             "GATEWAY_PORT": str(http_port),
             "AUTH_SERVICE_ADDR": f"127.0.0.1:{grpc_port}",
+            "WALLET_GRPC_PORT": str(self.wallet_port),
+            "WALLET_METRICS_PORT": "0",
+            "WALLET_MONGODB_DATABASE": f"e2e_wallet_{uuid.uuid4().hex[:10]}",
+            "WALLET_DEPOSIT_WALLETS": "USDT:ethereum:0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
+            "WALLET_WITHDRAWAL_LIMITS": "MQC:1:1000:5000,USDT:5:1000:2000",
+            "WALLET_SERVICE_ADDR": f"127.0.0.1:{self.wallet_port}",
+            "DEPOSIT_WEBHOOK_SECRET": WEBHOOK_SECRET,
             "MAX_BODY_BYTES": "65536",
             "LOG_LEVEL": "INFO",
             **(overrides or {}),
         }
+        self.env = env
         self.children = [
             Child("auth", ["services.auth"], env, work_dir),
+            Child("wallet", ["services.wallet"], env, work_dir),
             Child("gateway", ["gateway"], env, work_dir),
         ]
         try:
@@ -153,15 +166,42 @@ class Stack:
         child = next(child for child in self.children if child.name == name)
         return child.log_path.read_text(errors="replace")
 
+    def child(self, name: str) -> Child:
+        return next(child for child in self.children if child.name == name)
+
+    def restart(self, name: str, *, kill: bool = False) -> None:
+        """Stop one child (SIGKILL when ``kill``; a no-op when it is gone already),
+        start it again, wait until the stack is ready."""
+        old = self.child(name)
+        if kill:
+            old.process.kill()
+            old.process.wait()
+        else:
+            old.stop()
+        args = ["gateway"] if name == "gateway" else [f"services.{name}"]
+        self.children[self.children.index(old)] = Child(name, args, self.env, self.work_dir)
+        self._wait_ready()
+
     def private_key_pem(self) -> bytes:
         return self.key_file.read_bytes()
 
     def stop(self, *, check: bool = True) -> None:
-        """Gateway first, then the service; both must exit 0 on SIGTERM."""
+        """Gateway first, then the services; each must exit 0 on SIGTERM."""
         statuses = {child.name: child.stop() for child in reversed(self.children)}
         if check:
             bad = {name: code for name, code in statuses.items() if code != 0}
             assert not bad, self._report(f"unclean exit on SIGTERM: {bad}")
+
+
+#: Many tests register and log in from 127.0.0.1 within seconds; the default
+#: per-IP limits (5 registrations an hour) would refuse them. Stacks that test
+#: the limits themselves start with the defaults.
+ROOMY_LIMITS = {
+    "REGISTER_RATE_LIMIT_IP_RATE": "100000",
+    "REGISTER_RATE_LIMIT_WALLET_RATE": "100000",
+    "AUTH_RATE_LIMIT_IP_RATE": "100000",
+    "GENERAL_RATE_LIMIT_IP_RATE": "1000000",
+}
 
 
 def start_stack(
@@ -169,13 +209,15 @@ def start_stack(
     tmp_path_factory: pytest.TempPathFactory,
     name: str,
     overrides: dict[str, str] | None = None,
+    *,
+    roomy: bool = True,
 ) -> Generator[Stack, None, None]:
     stack = Stack(
         mongodb_uri=request.getfixturevalue("mongodb_uri"),
         redis_url=request.getfixturevalue("redis_url"),
         smtp_port=request.getfixturevalue("mailbox").port,
         work_dir=tmp_path_factory.mktemp(name),
-        overrides=overrides,
+        overrides=ROOMY_LIMITS | (overrides or {}) if roomy else overrides,
     )
     try:
         yield stack

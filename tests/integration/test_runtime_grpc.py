@@ -12,9 +12,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import REGISTRY
 
 from runtime import context
+from runtime.embedded import free_port
 from runtime.errors import InvalidArgument, decode_rpc_error
 from runtime.grpc_client import insecure_channel
 from runtime.grpc_server import create_server
+from runtime.stores import mongo_client
 
 pytestmark = pytest.mark.integration
 
@@ -43,6 +45,16 @@ class Probe:
     async def crash(self, request: bytes, ctx: Any) -> bytes:
         raise RuntimeError("secret internals")
 
+    async def store_down(self, request: bytes, ctx: Any) -> bytes:
+        client = mongo_client(
+            f"mongodb://127.0.0.1:{free_port()}", app_name="probe", server_selection_timeout_ms=100
+        )
+        try:
+            await client.admin.command("ping")
+        finally:
+            await client.close()
+        return b"unreachable"
+
     async def whoami(self, request: bytes, ctx: Any) -> bytes:
         self.seen_request_ids.append(context.request_id.get())
         return (context.request_id.get() or "").encode()
@@ -52,7 +64,7 @@ class Probe:
             name: grpc.unary_unary_rpc_method_handler(
                 getattr(self, name), request_deserializer=_identity, response_serializer=_identity
             )
-            for name in ("slow", "invalid", "crash", "whoami")
+            for name in ("slow", "invalid", "crash", "store_down", "whoami")
         }
         server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(SERVICE, handlers)])
         return [SERVICE]
@@ -126,6 +138,16 @@ async def test_unexpected_errors_are_internal_without_details(probe: Any):
     )
     assert handled is not None
     assert handled >= 1
+
+
+async def test_a_store_outage_is_unavailable_with_retry_after(probe: Any):
+    _, _, channel = probe
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call(channel, "store_down")
+    info = decode_rpc_error(caught.value)
+    assert info.code == grpc.StatusCode.UNAVAILABLE
+    assert info.reason == "store_unavailable"
+    assert info.retry_after == 1
 
 
 async def test_request_id_travels_from_client_context_to_server(probe: Any):

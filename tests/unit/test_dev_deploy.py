@@ -14,9 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from gateway.ratelimit import load_policies, override_names
 from gateway.settings import GatewaySettings
 from runtime.config import Env
 from services.auth.settings import AuthSettings
+from services.wallet.settings import WalletSettings
 from tools.dev import dev_plan
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,6 +55,19 @@ AUTH = [
     "SMTP_TIMEOUT_SECONDS",
     "SMTP_CA_FILE",
 ]
+WALLET = [
+    "WALLET_GRPC_HOST",
+    "WALLET_GRPC_PORT",
+    "WALLET_METRICS_PORT",
+    "WALLET_MONGODB_DATABASE",
+    "WALLET_CURRENCIES",
+    "WALLET_MINED_CURRENCY",
+    "WALLET_DEPOSIT_WALLETS",
+    "WALLET_WITHDRAWAL_CHAINS",
+    "WALLET_WITHDRAWAL_LIMITS",
+    "WALLET_CREDIT_MAX_BATCH",
+    "WALLET_METRICS_REFRESH_SECONDS",
+]
 GATEWAY = [
     "GATEWAY_HOST",
     "GATEWAY_PORT",
@@ -62,6 +77,21 @@ GATEWAY = [
     "GRPC_TIMEOUT_SECONDS",
     "JWKS_MIN_REFRESH_SECONDS",
     "TOKEN_CACHE_SIZE",
+    "WALLET_SERVICE_ADDR",
+    "DEPOSIT_WEBHOOK_SECRET",
+    "DEPOSIT_WEBHOOK_TOLERANCE_SECONDS",
+]
+PROTECTION = [
+    "RATE_LIMITS_ENABLED",
+    "RATE_LIMIT_POLICY_FILE",
+    "MINING_RATE_LIMIT_USER_RATE",
+    "MINING_RATE_LIMIT_USER_BURST",
+    "MINING_RATE_LIMIT_IP_RATE",
+    "MINING_RATE_LIMIT_GLOBAL_RATE",
+    "TRUSTED_PROXIES",
+    "GUARD_REDIS_TIMEOUT_MS",
+    "IDEMPOTENCY_LEASE_SECONDS",
+    "IDEMPOTENCY_RETENTION_SECONDS",
 ]
 COMPOSE_ONLY = ["COMPOSE_PROJECT_NAME", "GRAFANA_ADMIN_PASSWORD"]
 
@@ -100,6 +130,24 @@ DEFAULTS = {
     "GRPC_TIMEOUT_SECONDS": "5",
     "JWKS_MIN_REFRESH_SECONDS": "30",
     "TOKEN_CACHE_SIZE": "100000",
+    "WALLET_GRPC_HOST": "127.0.0.1",
+    "WALLET_GRPC_PORT": "50053",
+    "WALLET_METRICS_PORT": "9103",
+    "WALLET_MONGODB_DATABASE": "minequest_wallet",
+    "WALLET_CURRENCIES": "MQC:8,USDT:6",
+    "WALLET_MINED_CURRENCY": "MQC",
+    "WALLET_DEPOSIT_WALLETS": "",
+    "WALLET_WITHDRAWAL_CHAINS": "MQC:ethereum,USDT:ethereum,USDT:tron",
+    "WALLET_WITHDRAWAL_LIMITS": "MQC:10:1000000:1000000,USDT:10:10000:20000",
+    "WALLET_CREDIT_MAX_BATCH": "1000",
+    "WALLET_METRICS_REFRESH_SECONDS": "15",
+    "WALLET_SERVICE_ADDR": "127.0.0.1:50053",
+    "DEPOSIT_WEBHOOK_SECRET": "",
+    "DEPOSIT_WEBHOOK_TOLERANCE_SECONDS": "300",
+    "RATE_LIMITS_ENABLED": "true",
+    "GUARD_REDIS_TIMEOUT_MS": "50",
+    "IDEMPOTENCY_LEASE_SECONDS": "30",
+    "IDEMPOTENCY_RETENTION_SECONDS": "86400",
 }
 
 
@@ -139,7 +187,7 @@ def test_every_variable_the_code_reads_by_name_is_in_env_example() -> None:
 def test_env_example_lists_every_variable_once_with_a_comment() -> None:
     entries = env_example()
     names = [name for name, _, _ in entries]
-    assert sorted(names) == sorted(SHARED + AUTH + GATEWAY + COMPOSE_ONLY)
+    assert sorted(names) == sorted(SHARED + AUTH + WALLET + GATEWAY + PROTECTION + COMPOSE_ONLY)
     assert len(names) == len(set(names))
     assert all(comment.strip() for _, _, comment in entries), "a variable has no comment"
 
@@ -149,12 +197,13 @@ def test_env_example_holds_the_documented_defaults_and_no_secret() -> None:
     assert {name: values[name] for name in DEFAULTS} == DEFAULTS
     assert values["SMTP_PASS"] == ""
     assert values["AUTH_JWT_PRIVATE_KEY_FILE"] == ""
+    assert values["DEPOSIT_WEBHOOK_SECRET"] == ""
 
 
 def test_env_example_values_load_in_every_process() -> None:
     values = {name: value for name, value, _ in env_example()}
     plan = dev_plan(Env(values))
-    assert [spec.name for spec in plan.processes] == ["auth", "gateway"]
+    assert [spec.name for spec in plan.processes] == ["auth", "wallet", "gateway"]
     assert plan.notes, "no SMTP in the example, so make dev warns about the OTP fallback"
     GatewaySettings.from_env(Env(values))
     running = values | {
@@ -164,6 +213,16 @@ def test_env_example_values_load_in_every_process() -> None:
     }
     settings = AuthSettings.from_env(Env(running))
     assert settings.dev_otp_fallback is False
+    wallet = WalletSettings.from_env(Env(running))
+    assert wallet.deposit_wallets == ()
+    assert set(wallet.withdrawal_limits) == set(wallet.withdrawal_chains) == {"MQC", "USDT"}
+
+
+def test_rate_limit_overrides_in_env_example_exist() -> None:
+    """A documented override that names no policy/tier would be refused at start."""
+    documented = {name for name, _, _ in env_example() if "_RATE_LIMIT_" in name}
+    assert documented
+    assert documented <= set(override_names(load_policies(Env({}))))
 
 
 def test_compose_only_passes_documented_variables() -> None:
@@ -175,7 +234,7 @@ def test_compose_only_passes_documented_variables() -> None:
 
 def test_compose_has_no_literal_secrets() -> None:
     compose = (ROOT / "compose.yaml").read_text()
-    for key in ("SMTP_PASS", "GF_SECURITY_ADMIN_PASSWORD"):
+    for key in ("SMTP_PASS", "GF_SECURITY_ADMIN_PASSWORD", "DEPOSIT_WEBHOOK_SECRET"):
         [line] = [line for line in compose.splitlines() if f"{key}:" in line]
         assert "${" in line, f"{key} must come from the environment"
 
@@ -188,9 +247,17 @@ def test_dashboard_and_alerts_use_the_design_metric_names() -> None:
         "http_requests_total",
         "grpc_server_handled_total",
         "grpc_server_handling_seconds",
+        "ratelimit_decisions_total",
+        "idempotency_requests_total",
+        "redis_latency_ms",
     ):
         assert name in dashboard
-    for alert in ("GatewayHigh5xxRatio", "GatewayHighP99Latency", "AuthDown"):
+    for alert in (
+        "GatewayHigh5xxRatio",
+        "GatewayHighP99Latency",
+        "AuthDown",
+        "GatewayProtectionUnavailable",
+    ):
         assert f"alert: {alert}" in alerts
 
 

@@ -1,0 +1,140 @@
+"""Rate limits and idempotency through the real gateway and auth processes.
+
+This stack runs the shipped policies (no roomy overrides), except where a
+test names the override it needs to stay short.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import redis as sync_redis
+
+from tests.e2e.conftest import Stack, start_stack
+from tests.e2e.test_auth_flow import Session, login, new_email, new_wallet, problem
+from tests.mail import Mailbox
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def guarded(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    yield from start_stack(
+        request,
+        tmp_path_factory,
+        "guarded",
+        {
+            "PROFILE_RATE_LIMIT_USER_RATE": "5",
+            "IDEMPOTENCY_LEASE_SECONDS": "2",
+            "GRPC_TIMEOUT_SECONDS": "30",
+        },
+        roomy=False,
+    )
+
+
+@pytest.fixture
+def client(guarded: Stack, redis_url: str) -> Iterator[httpx.Client]:
+    with sync_redis.Redis.from_url(redis_url) as store:
+        store.flushdb()  # fresh buckets: other stacks share this Redis
+    with guarded.client() as http:
+        yield http
+
+
+def test_register_is_limited_per_ip_with_headers(client: httpx.Client) -> None:
+    answers = [
+        client.post(
+            "/api/auth/register", json={"walletAddress": new_wallet(), "email": new_email()}
+        )
+        for _ in range(6)
+    ]
+    assert [a.status_code for a in answers] == [201] * 5 + [429]
+    first = answers[0].headers
+    assert first["ratelimit-limit"] == "5"
+    assert first["ratelimit-remaining"] == "4"
+    assert first["ratelimit-policy"] == "5;w=3600, 10;w=86400"
+    assert first["x-ratelimit-remaining"] == "4"
+    body = problem(answers[5], 429, "rate_limited")
+    assert "register" in body["detail"]
+    assert 600 <= int(answers[5].headers["retry-after"]) <= 720  # one token per 12 minutes
+
+
+def test_limits_per_user_are_per_user(client: httpx.Client, mailbox: Mailbox) -> None:
+    alice, bob = login(client, mailbox), login(client, mailbox)
+    updates = [
+        client.patch("/api/auth/me", json={"username": f"alice{n}"}, headers=alice.auth)
+        for n in range(6)
+    ]
+    assert [u.status_code for u in updates] == [200] * 5 + [429]
+    assert updates[0].headers["ratelimit-policy"] == "5;w=300"
+    assert client.patch("/api/auth/me", json={"username": "bob1"}, headers=bob.auth).is_success
+
+
+def test_idempotency_keys_are_scoped_to_the_user(client: httpx.Client, mailbox: Mailbox) -> None:
+    alice, bob = login(client, mailbox), login(client, mailbox)
+    key = {"Idempotency-Key": "same-key"}
+    a = client.patch("/api/auth/me", json={"username": "alicex"}, headers=alice.auth | key)
+    b = client.patch("/api/auth/me", json={"username": "bobx"}, headers=bob.auth | key)
+    assert (a.status_code, a.headers["x-idempotency"]) == (200, "MISS")
+    assert (b.status_code, b.headers["x-idempotency"]) == (200, "MISS")
+    replay = client.patch("/api/auth/me", json={"username": "alicex"}, headers=alice.auth | key)
+    assert (replay.headers["x-idempotency"], replay.json()) == ("HIT", a.json())
+    reused = client.patch("/api/auth/me", json={"username": "other"}, headers=alice.auth | key)
+    problem(reused, 422, "idempotency_key_reused")
+
+
+def test_a_gateway_killed_mid_request_leaves_a_lease_that_expires(
+    guarded: Stack, client: httpx.Client, mailbox: Mailbox, redis_url: str
+) -> None:
+    """Claim taken, gateway SIGKILLed before it could store the answer: the
+    retry is told to wait while the lease lives, then runs."""
+    session: Session = login(client, mailbox)
+    # the gateway holds the public keys before the service is frozen
+    assert client.get("/api/auth/me", headers=session.auth).status_code == 200
+    headers = session.auth | {"Idempotency-Key": "crash-1"}
+    body = {"username": "crashy"}
+    auth = guarded.child("auth").process
+    outcome: dict[str, Any] = {}
+
+    def first_attempt() -> None:
+        try:
+            with guarded.client() as http:
+                outcome["answer"] = http.patch("/api/auth/me", json=body, headers=headers)
+        except httpx.TransportError as error:
+            outcome["error"] = error
+
+    os.kill(auth.pid, signal.SIGSTOP)  # the service hangs: the request stays in flight
+    try:
+        attempt = threading.Thread(target=first_attempt)
+        attempt.start()
+        with sync_redis.Redis.from_url(redis_url) as store:
+            deadline = time.monotonic() + 10
+            while not any(store.get(k).startswith(b"P") for k in store.scan_iter("mq:idem:*")):
+                assert time.monotonic() < deadline, "the request never claimed its key"
+                time.sleep(0.02)
+        gateway = guarded.child("gateway").process
+        gateway.kill()
+        gateway.wait()
+    finally:
+        os.kill(auth.pid, signal.SIGCONT)
+    guarded.restart("gateway")
+    attempt.join(10)
+    assert "error" in outcome, "the killed gateway cannot have answered"
+
+    early = client.patch("/api/auth/me", json=body, headers=headers)
+    problem(early, 409, "idempotency_key_in_flight")
+    assert early.headers["retry-after"] == "1"
+    time.sleep(2.2)  # IDEMPOTENCY_LEASE_SECONDS=2
+    retry = client.patch("/api/auth/me", json=body, headers=headers)
+    assert (retry.status_code, retry.headers["x-idempotency"]) == (200, "MISS")
+    assert retry.json()["user"]["username"] == "crashy"
+    replay = client.patch("/api/auth/me", json=body, headers=headers)
+    assert replay.headers["x-idempotency"] == "HIT"

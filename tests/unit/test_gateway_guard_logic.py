@@ -1,0 +1,170 @@
+"""Pure parts of the gateway's protections: key parsing, fingerprints, which
+answers are kept, client IPs behind proxies, and the rate-limit headers."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gateway.clientip import TrustedProxies, parse_networks
+from gateway.errors import ApiError
+from gateway.guard import ClaimOutcome, TierState, Verdict, retry_after_header
+from gateway.idempotency import StoredAnswer, fingerprint, is_kept, parse_key, record_key
+from gateway.ratelimit.buckets import RequestFacts, charges_for, rate_limit_headers
+from gateway.ratelimit.policy import KeyKind, Policy, RoutePattern, Tier
+
+
+@pytest.mark.parametrize(
+    ("raw", "key"),
+    [
+        ("abc-123", "abc-123"),
+        ('"abc-123"', "abc-123"),
+        ('"with\\"quote\\"and\\\\"', 'with"quote"and\\'),
+        ("  padded\t", "padded"),
+        ("x" * 255, "x" * 255),
+        ("8e03978e-40d5-43e8-bc93-6894a57f9324", "8e03978e-40d5-43e8-bc93-6894a57f9324"),
+    ],
+)
+def test_keys_bare_or_quoted(raw: str, key: str) -> None:
+    assert parse_key(raw) == key
+
+
+@pytest.mark.parametrize(
+    "raw", ["", '""', "x" * 256, "two words", "ctl\x01", "caf\u00e9", '"bad\\n"', '"a"b"']
+)
+def test_bad_keys(raw: str) -> None:
+    with pytest.raises(ApiError) as caught:
+        parse_key(raw)
+    assert (caught.value.status, caught.value.error) == (400, "invalid_idempotency_key")
+
+
+@given(st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1))
+def test_every_visible_ascii_key_survives_quoting(key: str) -> None:
+    quoted = '"' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if len(key) <= 255:
+        assert parse_key(quoted) == key
+
+
+def test_fingerprint_ignores_json_layout_but_not_content() -> None:
+    one = fingerprint("POST", "/r", b'{"a": 1, "b": [1, 2]}')
+    assert one == fingerprint("POST", "/r", b'{"b":[1,2],"a":1}')
+    assert one != fingerprint("POST", "/r", b'{"a": 2, "b": [1, 2]}')
+    assert one != fingerprint("PATCH", "/r", b'{"a": 1, "b": [1, 2]}')
+    assert one != fingerprint("POST", "/other", b'{"a": 1, "b": [1, 2]}')
+    assert fingerprint("POST", "/r", b"not json") != fingerprint("POST", "/r", b"not  json")
+
+
+def test_record_keys_separate_callers_routes_and_keys() -> None:
+    base = record_key("u:1", "POST", "/r", "k")
+    assert (
+        len(
+            {
+                base,
+                record_key("u:2", "POST", "/r", "k"),
+                record_key("u:1", "PATCH", "/r", "k"),
+                record_key("u:1", "POST", "/s", "k"),
+                record_key("u:1", "POST", "/r", "k2"),
+                # no ambiguity from concatenation
+                record_key("u:1P", "OST", "/r", "k"),
+            }
+        )
+        == 6
+    )
+    assert base.startswith("mq:idem:")
+    assert len(record_key("u:1", "POST", "/r", "x" * 255)) == len(base)
+
+
+@pytest.mark.parametrize(
+    ("status", "kept"),
+    [(200, True), (201, True), (204, True), (400, True), (404, True), (422, True),
+     (408, False), (409, False), (429, False), (500, False), (503, False), (302, False)],
+)  # fmt: skip
+def test_kept_answers(status: int, kept: bool) -> None:
+    assert is_kept(status) is kept
+
+
+def test_stored_answers_keep_only_replayable_headers() -> None:
+    answer = StoredAnswer.capture(
+        201,
+        [
+            (b"content-type", b"application/json"),
+            (b"Location", b"/x/1"),
+            (b"x-request-id", b"abc"),
+            (b"ratelimit-remaining", b"3"),
+            (b"set-cookie", b"s=1"),
+        ],
+        b'{"id":"1"}',
+    )
+    assert answer.headers == (("content-type", "application/json"), ("location", "/x/1"))
+    encoded = answer.encode()
+    assert encoded is not None
+    assert StoredAnswer.decode(encoded) == answer
+    assert StoredAnswer(200, (), b"\xff\xfe").encode() is None
+
+
+def scope(peer: str, forwarded: str | None = None) -> dict[str, object]:
+    headers = [(b"x-forwarded-for", forwarded.encode())] if forwarded else []
+    return {"client": (peer, 1234), "headers": headers}
+
+
+def test_client_ip_trusts_forwarded_for_only_from_proxies() -> None:
+    proxies = TrustedProxies(parse_networks(["10.0.0.0/8", "fd00::/8"]))
+    assert proxies.client_ip(scope("203.0.113.9", "1.1.1.1")) == "203.0.113.9"
+    assert proxies.client_ip(scope("10.0.0.2", "1.1.1.1, 203.0.113.9")) == "203.0.113.9"
+    assert proxies.client_ip(scope("10.0.0.2", "203.0.113.9, 10.0.0.7")) == "203.0.113.9"
+    assert proxies.client_ip(scope("10.0.0.2")) == "10.0.0.2"
+    assert proxies.client_ip(scope("10.0.0.2", "garbage")) == "10.0.0.2"
+    assert TrustedProxies().client_ip(scope("10.0.0.2", "1.1.1.1")) == "10.0.0.2"
+    with pytest.raises(ValueError, match="not an IP network"):
+        parse_networks(["10.0.0.0/33"])
+
+
+POLICY = Policy(
+    name="p",
+    routes=(RoutePattern("POST", "/r"),),
+    tiers=(
+        Tier("global", KeyKind.GLOBAL, 100, 1.0, 200),
+        Tier("user", KeyKind.USER, 5, 1.0, 10),
+        Tier("wallet", KeyKind.WALLET, 10, 86400.0, 10, "walletAddress"),
+        Tier("app", KeyKind.HEADER, 50, 60.0, 50, "x-app-id"),
+    ),
+)
+
+
+def test_each_key_kind_reads_its_value() -> None:
+    facts = RequestFacts(
+        user_id="u1",
+        ip="192.0.2.1",
+        headers={"x-app-id": "ios"},
+        body=b'{"walletAddress": "0xAbC"}',
+    )
+    assert [c.key for c in charges_for(POLICY, facts)] == [
+        "mq:rl:p:global:*",
+        "mq:rl:p:user:u:u1",
+        "mq:rl:p:wallet:0xabc",
+        "mq:rl:p:app:ios",
+    ]
+    anonymous = RequestFacts(user_id=None, ip="192.0.2.1", headers={}, body=b"[]")
+    assert [c.key for c in charges_for(POLICY, anonymous)] == [
+        "mq:rl:p:global:*",
+        "mq:rl:p:user:ip:192.0.2.1",
+    ]
+
+
+def test_headers_follow_the_tightest_tier() -> None:
+    tiers = POLICY.tiers
+    verdict = Verdict(
+        passed=True,
+        limited_by=None,
+        retry_after_seconds=0,
+        tiers=(TierState(tiers[0], 150, 0.5), TierState(tiers[1], 3, 1.4)),
+        claim=ClaimOutcome.NONE,
+    )
+    headers = dict(rate_limit_headers(POLICY, verdict))
+    assert headers[b"ratelimit-limit"] == b"10"
+    assert headers[b"ratelimit-remaining"] == b"3"
+    assert headers[b"ratelimit-reset"] == b"2"
+    assert headers[b"ratelimit-policy"] == b"100;w=1;burst=200, 5;w=1;burst=10"
+    assert retry_after_header(0.01) == "1"
+    assert retry_after_header(2.2) == "3"
