@@ -84,7 +84,10 @@ class GrpcService:
 
 
 #: Started in this order, stopped in reverse; the gateway comes last.
-SERVICES: tuple[GrpcService, ...] = (GrpcService("auth", dev_env=_auth_dev_env),)
+SERVICES: tuple[GrpcService, ...] = (
+    GrpcService("auth", dev_env=_auth_dev_env),
+    GrpcService("wallet"),
+)
 
 
 @dataclass(frozen=True, slots=True)

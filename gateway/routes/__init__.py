@@ -4,9 +4,9 @@ Add a service's routes by adding its module's ``ENDPOINTS`` here; the
 Starlette routes and the OpenAPI document both follow.
 """
 
-from gateway.routes import auth, system
+from gateway.routes import auth, system, wallet
 from gateway.routing import Endpoint
 
-ENDPOINTS: tuple[Endpoint, ...] = (*auth.ENDPOINTS, *system.ENDPOINTS)
+ENDPOINTS: tuple[Endpoint, ...] = (*auth.ENDPOINTS, *wallet.ENDPOINTS, *system.ENDPOINTS)
 
 __all__ = ["ENDPOINTS"]

@@ -1,5 +1,6 @@
-"""Fixtures for service integration tests: a real SMTP server; the real Redis
-and MongoDB-wire servers come from the session fixtures in tests/conftest.py."""
+"""Fixtures for service integration tests: a real SMTP server, and the auth
+and wallet services in process on free ports; the real Redis and
+MongoDB-wire servers come from the session fixtures in tests/conftest.py."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from runtime.grpc_server import create_server
 from services.auth.server import auth_lifespan
 from services.auth.service import Clock, utcnow
 from services.auth.settings import AuthSettings
+from services.wallet.server import wallet_lifespan
+from services.wallet.settings import WalletSettings
 from tests.mail import Mailbox, smtp_server
 
 
@@ -55,6 +58,43 @@ async def auth_channel(
 ) -> AsyncIterator[grpc.aio.Channel]:
     """The real auth service on a free port, and a channel to it."""
     async with auth_lifespan(settings, clock=clock) as register:
+        running = await create_server(register, port=0)
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+                yield channel
+        finally:
+            await running.stop(1)
+
+
+#: Deposit wallets of the wallet tests (the EIP-55 example address; a real tron address).
+WALLET_TEST_ENV = {
+    "WALLET_CURRENCIES": "MQC:8,USDT:6",
+    "WALLET_MINED_CURRENCY": "MQC",
+    "WALLET_DEPOSIT_WALLETS": (
+        "USDT:ethereum:0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed,"
+        "USDT:tron:TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t"
+    ),
+    "WALLET_WITHDRAWAL_CHAINS": "MQC:ethereum,USDT:ethereum,USDT:tron",
+    "WALLET_WITHDRAWAL_LIMITS": "MQC:1:1000:100000,USDT:5:1000:2000",
+}
+
+
+def wallet_settings(mongodb_uri: str, database: str, **extra: str) -> WalletSettings:
+    """Wallet settings on the test's database (no metrics port)."""
+    env = {
+        "MONGODB_URI": mongodb_uri,
+        "WALLET_MONGODB_DATABASE": database,
+        "WALLET_METRICS_PORT": "0",
+        **WALLET_TEST_ENV,
+        **extra,
+    }
+    return WalletSettings.from_env(Env(env))
+
+
+@asynccontextmanager
+async def wallet_channel(settings: WalletSettings) -> AsyncIterator[grpc.aio.Channel]:
+    """The real wallet service on a free port, and a channel to it."""
+    async with wallet_lifespan(settings) as register:
         running = await create_server(register, port=0)
         try:
             async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:

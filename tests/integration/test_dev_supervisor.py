@@ -263,7 +263,7 @@ _HAVE_SUITE = all(
 )
 
 
-_OUR_PREFIXES = ("AUTH_", "GATEWAY_", "SMTP_", "JWT_", "MINEQUEST_", "OTEL_")
+_OUR_PREFIXES = ("AUTH_", "WALLET_", "DEPOSIT_", "GATEWAY_", "SMTP_", "JWT_", "MINEQUEST_", "OTEL_")
 _OUR_NAMES = {
     "MONGODB_URI",
     "REDIS_URL",
@@ -317,6 +317,8 @@ def test_make_dev_runs_the_suite_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> 
         "GATEWAY_PORT": str(gateway_port),
         "AUTH_GRPC_PORT": str(free_port()),
         "AUTH_METRICS_PORT": str(free_port()),
+        "WALLET_GRPC_PORT": str(free_port()),
+        "WALLET_METRICS_PORT": str(free_port()),
         "SHUTDOWN_GRACE_SECONDS": "2",
     }
     log_path = tmp_path / "dev.log"
@@ -342,7 +344,7 @@ def test_make_dev_runs_the_suite_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> 
         assert "WARNING: dev OTP fallback is ON" in text
         assert _get(f"{url}/api/health") == 200
         family = _descendants(dev.pid)
-        assert len(family) >= 4, f"expected redis, mongodb, auth and gateway: {family}"
+        assert len(family) >= 5, f"expected redis, mongodb, auth, wallet and gateway: {family}"
         assert (tmp_path / "data" / "jwt-ed25519.pem").exists()
 
         dev.send_signal(signal.SIGINT)
@@ -354,6 +356,7 @@ def test_make_dev_runs_the_suite_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> 
         text = log_path.read_text()
         assert "stopped gateway" in text
         assert "stopped auth" in text
+        assert "stopped wallet" in text
     finally:
         for pid in [dev.pid, *family]:
             with contextlib.suppress(ProcessLookupError):

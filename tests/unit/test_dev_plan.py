@@ -41,11 +41,14 @@ def listener() -> Iterator[int]:
         yield int(sock.getsockname()[1])
 
 
-def test_default_plan_runs_auth_then_gateway_with_the_dev_settings(tmp_path: Path) -> None:
+def test_default_plan_runs_the_services_then_gateway_with_the_dev_settings(
+    tmp_path: Path,
+) -> None:
     result = plan(MINEQUEST_DATA_DIR=str(tmp_path))
-    assert [spec.name for spec in result.processes] == ["auth", "gateway"]
-    auth, gateway = by_name(result).values()
+    assert [spec.name for spec in result.processes] == ["auth", "wallet", "gateway"]
+    auth, wallet, gateway = by_name(result).values()
     assert auth.argv == (sys.executable, "-m", "services.auth")
+    assert wallet.argv == (sys.executable, "-m", "services.wallet")
     assert gateway.argv == (sys.executable, "-m", "gateway")
     assert auth.env["AUTH_JWT_PRIVATE_KEY_FILE"] == str(tmp_path / "jwt-ed25519.pem")
     assert auth.env["AUTH_JWT_GENERATE_KEY"] == "true"
@@ -55,7 +58,13 @@ def test_default_plan_runs_auth_then_gateway_with_the_dev_settings(tmp_path: Pat
         PortClaim("AUTH_METRICS_PORT", "127.0.0.1", 9101),
     )
     assert auth.ready == supervisor.Ready("127.0.0.1", 50051)
+    assert wallet.ports == (
+        PortClaim("WALLET_GRPC_PORT", "127.0.0.1", 50053),
+        PortClaim("WALLET_METRICS_PORT", "127.0.0.1", 9103),
+    )
+    assert wallet.ready == supervisor.Ready("127.0.0.1", 50053)
     assert gateway.env["AUTH_SERVICE_ADDR"] == "127.0.0.1:50051"
+    assert gateway.env["WALLET_SERVICE_ADDR"] == "127.0.0.1:50053"
     assert gateway.ports == (PortClaim("GATEWAY_PORT", "127.0.0.1", 8080),)
     assert gateway.ready == supervisor.Ready("127.0.0.1", 8080, "/api/health")
     assert result.gateway_url == "http://127.0.0.1:8080"
@@ -82,7 +91,7 @@ def test_the_users_own_settings_win() -> None:
         AUTH_JWT_GENERATE_KEY="no",
         AUTH_SERVICE_ADDR="auth.internal:7000",
     )
-    auth, gateway = by_name(result).values()
+    auth, _, gateway = by_name(result).values()
     assert auth.env["ENABLE_DEV_OTP_FALLBACK"] == "false"
     assert auth.env["AUTH_JWT_PRIVATE_KEY_FILE"] == "/keys/k.pem"
     assert auth.env["AUTH_JWT_GENERATE_KEY"] == "false"
@@ -105,7 +114,7 @@ def test_ports_and_hosts_follow_the_environment() -> None:
         GATEWAY_PORT="6002",
         SHUTDOWN_GRACE_SECONDS="1",
     )
-    auth, gateway = by_name(result).values()
+    auth, _, gateway = by_name(result).values()
     assert auth.env["AUTH_GRPC_PORT"] == "6001"
     assert auth.ports == (PortClaim("AUTH_GRPC_PORT", ANY, 6001),)
     assert auth.ready == supervisor.Ready("127.0.0.1", 6001)
@@ -200,6 +209,8 @@ def test_main_refuses_a_taken_port_before_starting_anything(
     monkeypatch.setenv("GATEWAY_PORT", str(listener))
     monkeypatch.setenv("AUTH_GRPC_PORT", str(free_port()))
     monkeypatch.setenv("AUTH_METRICS_PORT", "0")
+    monkeypatch.setenv("WALLET_GRPC_PORT", str(free_port()))
+    monkeypatch.setenv("WALLET_METRICS_PORT", "0")
     monkeypatch.setenv("MINEQUEST_DATA_DIR", str(tmp_path))
 
     def no_stores(*args: object) -> None:

@@ -1,0 +1,267 @@
+"""``/api/wallet/*``, ``/api/public/wallets``, the wallet's admin routes and the
+signed deposit webhook. ``Wallet.Credit`` is internal and has no route.
+
+Every user route takes the user from the verified token, never from the
+request, so another user's withdrawal id answers 404 like an unknown one.
+List routes page with the ``pageSize`` and ``pageToken`` query parameters
+(newest first; the answer's ``page.nextPageToken`` is empty on the last page).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from google.protobuf.message import Message
+from starlette.responses import Response
+
+from gateway import protojson, webhooks
+from gateway.errors import ApiError, invalid_field
+from gateway.routing import Access, Endpoint, Incoming, read_request, rpc
+from gateway.state import Gateway
+from minequest.common.v1 import common_pb2
+from minequest.wallet.v1 import wallet_pb2 as pb
+from runtime import context
+
+TAG = "wallet"
+ADMIN_TAG = "admin"
+PRIVATE = {"Cache-Control": "private, no-cache"}
+NO_STORE = {"Cache-Control": "no-store"}
+PUBLIC_WALLETS_CACHE = {"Cache-Control": "public, max-age=60"}
+
+Req = TypeVar("Req", bound=Message)
+Resp = TypeVar("Resp", bound=Message)
+
+
+def _page(incoming: Incoming) -> common_pb2.PageRequest:
+    query = incoming.request.query_params
+    size = query.get("pageSize", "0").strip() or "0"
+    if not size.isdigit() or int(size) > 10_000:
+        raise invalid_field("pageSize must be a whole number", "pageSize")
+    return common_pb2.PageRequest(page_size=int(size), page_token=query.get("pageToken", ""))
+
+
+def listing(
+    path: str,
+    *,
+    call: Callable[[Gateway, Req], Awaitable[Resp]],
+    request: type[Req],
+    response: type[Resp],
+    operation_id: str,
+    summary: str,
+    tag: str = TAG,
+    access: Access = Access.USER,
+) -> Endpoint:
+    """A GET row for a paged list: query parameters into the request, plus
+    ``pageSize``/``pageToken`` into its ``page``; the caller's ``user_id`` on user routes."""
+    owned = access is Access.USER
+
+    async def handler(incoming: Incoming) -> Response:
+        message = await read_request(incoming.request, request)
+        page = _page(incoming)
+        message.page.CopyFrom(page)  # type: ignore[attr-defined]
+        if owned:
+            message.user_id = incoming.user.user_id  # type: ignore[attr-defined]
+        reply = await call(incoming.gateway, message)
+        return protojson.json_response(reply, headers=PRIVATE)
+
+    return Endpoint(
+        "GET",
+        path,
+        handler=handler,
+        request=request,
+        response=response,
+        access=access,
+        server_fields=("user_id", "page") if owned else ("page",),
+        operation_id=operation_id,
+        summary=f"{summary} (pageSize, pageToken)",
+        tag=tag,
+        headers=PRIVATE,
+    )
+
+
+async def create_withdrawal(incoming: Incoming) -> Response:
+    message = await read_request(incoming.request, pb.CreateWithdrawalRequest)
+    message.user_id = incoming.user.user_id
+    # The guard middleware has checked the key and published it; the raw
+    # header is the fallback when the row runs without that middleware.
+    key = context.idempotency_key.get() or incoming.request.headers.get("idempotency-key", "")
+    message.idempotency_key = key.strip()
+    reply = await incoming.gateway.wallet.CreateWithdrawal(message)
+    return protojson.json_response(reply, status=201, headers=NO_STORE)
+
+
+def decision(verdict: pb.Decision.ValueType) -> Callable[[Incoming], Awaitable[Response]]:
+    async def handler(incoming: Incoming) -> Response:
+        message = await read_request(incoming.request, pb.DecideWithdrawalRequest)
+        message.decision = verdict
+        message.admin_id = incoming.user.user_id
+        reply = await incoming.gateway.wallet.DecideWithdrawal(message)
+        return protojson.json_response(reply, headers=NO_STORE)
+
+    return handler
+
+
+async def deposit_webhook(incoming: Incoming) -> Response:
+    """Verify the provider's signature over the raw body, then record the deposit."""
+    settings = incoming.gateway.settings
+    if settings.deposit_webhook_secret is None:
+        raise ApiError(
+            503, "webhook_not_configured", "deposit webhooks are off (DEPOSIT_WEBHOOK_SECRET)"
+        )
+    request = incoming.request
+    body = await request.body()
+    webhooks.verify(
+        settings.deposit_webhook_secret,
+        timestamp=request.headers.get(webhooks.TIMESTAMP_HEADER),
+        signatures=request.headers.get(webhooks.SIGNATURE_HEADER),
+        body=body,
+        now=time.time(),
+        tolerance_seconds=settings.deposit_webhook_tolerance_seconds,
+    )
+    message = protojson.parse_body(body, pb.RecordDepositRequest)
+    reply = await incoming.gateway.wallet.RecordDeposit(message)
+    return protojson.json_response(reply, headers=NO_STORE)
+
+
+ENDPOINTS: tuple[Endpoint, ...] = (
+    rpc(
+        "GET",
+        "/api/public/wallets",
+        call=lambda g, m: g.wallet.ListDepositWallets(m),
+        request=pb.ListDepositWalletsRequest,
+        response=pb.ListDepositWalletsResponse,
+        operation_id="listDepositWallets",
+        summary="The deposit wallets, per currency and chain",
+        tag=TAG,
+        headers=PUBLIC_WALLETS_CACHE,
+    ),
+    rpc(
+        "GET",
+        "/api/wallet/balance",
+        call=lambda g, m: g.wallet.GetBalance(m),
+        request=pb.GetBalanceRequest,
+        response=pb.GetBalanceResponse,
+        access=Access.USER,
+        server_fields=("user_id",),
+        operation_id="getBalance",
+        summary="The caller's balances, per currency",
+        tag=TAG,
+        headers=PRIVATE,
+    ),
+    listing(
+        "/api/wallet/history",
+        call=lambda g, m: g.wallet.ListLedgerEntries(m),
+        request=pb.ListLedgerEntriesRequest,
+        response=pb.ListLedgerEntriesResponse,
+        operation_id="listLedgerEntries",
+        summary="The caller's ledger, newest first",
+    ),
+    rpc(
+        "GET",
+        "/api/wallet/deposit-reference",
+        call=lambda g, m: g.wallet.GetDepositReference(m),
+        request=pb.GetDepositReferenceRequest,
+        response=pb.GetDepositReferenceResponse,
+        access=Access.USER,
+        server_fields=("user_id",),
+        operation_id="getDepositReference",
+        summary="The caller's deposit reference and the wallets to deposit to",
+        tag=TAG,
+        headers=PRIVATE,
+    ),
+    Endpoint(
+        "POST",
+        "/api/wallet/withdrawals",
+        handler=create_withdrawal,
+        request=pb.CreateWithdrawalRequest,
+        response=pb.CreateWithdrawalResponse,
+        status=201,
+        access=Access.USER,
+        server_fields=("user_id", "idempotency_key"),
+        idempotency_required=True,
+        operation_id="createWithdrawal",
+        summary="Withdraw: the amount is held until an admin decides",
+        tag=TAG,
+        headers=NO_STORE,
+    ),
+    listing(
+        "/api/wallet/withdrawals",
+        call=lambda g, m: g.wallet.ListWithdrawals(m),
+        request=pb.ListWithdrawalsRequest,
+        response=pb.ListWithdrawalsResponse,
+        operation_id="listWithdrawals",
+        summary="The caller's withdrawals, newest first",
+    ),
+    rpc(
+        "GET",
+        "/api/wallet/withdrawals/{withdrawalId}",
+        call=lambda g, m: g.wallet.GetWithdrawal(m),
+        request=pb.GetWithdrawalRequest,
+        response=pb.GetWithdrawalResponse,
+        access=Access.USER,
+        server_fields=("user_id",),
+        operation_id="getWithdrawal",
+        summary="One of the caller's withdrawals",
+        tag=TAG,
+        headers=PRIVATE,
+    ),
+    Endpoint(
+        "POST",
+        "/api/webhooks/deposits",
+        handler=deposit_webhook,
+        request=pb.RecordDepositRequest,
+        response=pb.RecordDepositResponse,
+        operation_id="recordDeposit",
+        summary="Deposit notification, signed by the provider (X-Webhook-Signature)",
+        tag=TAG,
+        headers=NO_STORE,
+    ),
+    listing(
+        "/api/admin/withdrawals",
+        call=lambda g, m: g.wallet.ListWithdrawalsByState(m),
+        request=pb.ListWithdrawalsByStateRequest,
+        response=pb.ListWithdrawalsByStateResponse,
+        access=Access.ADMIN,
+        operation_id="adminListWithdrawals",
+        summary="Every user's withdrawals in one state, newest first",
+        tag=ADMIN_TAG,
+    ),
+    Endpoint(
+        "POST",
+        "/api/admin/withdrawals/{withdrawalId}/approve",
+        handler=decision(pb.DECISION_APPROVE),
+        request=pb.DecideWithdrawalRequest,
+        response=pb.DecideWithdrawalResponse,
+        access=Access.ADMIN,
+        server_fields=("decision", "admin_id"),
+        operation_id="approveWithdrawal",
+        summary="Approve a pending withdrawal (its hold is debited)",
+        tag=ADMIN_TAG,
+        headers=NO_STORE,
+    ),
+    Endpoint(
+        "POST",
+        "/api/admin/withdrawals/{withdrawalId}/reject",
+        handler=decision(pb.DECISION_REJECT),
+        request=pb.DecideWithdrawalRequest,
+        response=pb.DecideWithdrawalResponse,
+        access=Access.ADMIN,
+        server_fields=("decision", "admin_id"),
+        operation_id="rejectWithdrawal",
+        summary="Reject a pending withdrawal (its hold is released)",
+        tag=ADMIN_TAG,
+        headers=NO_STORE,
+    ),
+    listing(
+        "/api/admin/deposits/unmatched",
+        call=lambda g, m: g.wallet.ListUnmatchedDeposits(m),
+        request=pb.ListUnmatchedDepositsRequest,
+        response=pb.ListUnmatchedDepositsResponse,
+        access=Access.ADMIN,
+        operation_id="listUnmatchedDeposits",
+        summary="Deposits whose reference matched no user, newest first",
+        tag=ADMIN_TAG,
+    ),
+)

@@ -1,0 +1,7 @@
+"""The wallet service: balances per user and currency, an append-only ledger
+that never loses or invents a coin, deposits from a signed webhook, and
+withdrawals held until an admin decides.
+
+Run it with ``python -m services.wallet``; check every balance against the
+ledger with ``python -m services.wallet reconcile`` (exit 1 on a difference).
+"""

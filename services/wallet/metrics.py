@@ -1,0 +1,86 @@
+"""The wallet's Prometheus metrics (gRPC server metrics come from the runtime).
+
+``pending_withdrawals_total{currency}`` (DESIGN.md's name) is a gauge read
+from the database, not counted in memory, so every replica reports the same
+true number: :class:`PendingGauge` refreshes it every
+``WALLET_METRICS_REFRESH_SECONDS`` and right after a withdrawal is created or
+decided. Aggregate it across replicas with ``max``, not ``sum``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+
+from prometheus_client import Counter, Gauge
+from pymongo.errors import PyMongoError
+
+log = logging.getLogger(__name__)
+
+PENDING_WITHDRAWALS = Gauge(
+    "pending_withdrawals_total",
+    "Withdrawals waiting for an admin decision (read from the database).",
+    ["currency"],
+)
+CREDIT_ENTRIES = Counter(
+    "wallet_credit_entries_total",
+    "Credit entries received, by result (applied, or duplicate of one already posted).",
+    ["result"],
+)
+DEPOSITS = Counter(
+    "wallet_deposits_total",
+    "Deposit notifications, by result (matched, unmatched, duplicate).",
+    ["result"],
+)
+WITHDRAWALS = Counter(
+    "wallet_withdrawals_total",
+    "Withdrawal events (created, completed, rejected).",
+    ["event"],
+)
+
+
+class PendingGauge:
+    """Keeps ``pending_withdrawals_total`` equal to the database's count."""
+
+    def __init__(
+        self,
+        count: Callable[[], Awaitable[dict[str, int]]],
+        currencies: Iterable[str],
+        interval: float,
+    ) -> None:
+        self._count = count
+        self._currencies = tuple(currencies)
+        self._interval = interval
+        self._wake = asyncio.Event()
+
+    def poke(self) -> None:
+        """Refresh soon (a withdrawal was created or decided)."""
+        self._wake.set()
+
+    async def refresh(self) -> None:
+        counts = await self._count()
+        for code in {*self._currencies, *counts}:
+            PENDING_WITHDRAWALS.labels(code).set(counts.get(code, 0))
+
+    async def _loop(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                await self.refresh()
+            except PyMongoError as error:
+                log.warning("pending withdrawals count failed", extra={"error": str(error)})
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._interval)
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[PendingGauge]:
+        """Refresh in the background while the block runs."""
+        task = asyncio.create_task(self._loop(), name="pending-withdrawals-gauge")
+        try:
+            yield self
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
