@@ -26,6 +26,7 @@ from gateway.clientip import TrustedProxies
 from gateway.guard import Guard
 from gateway.middleware import BodyLimitMiddleware, MetricsMiddleware, RequestIdMiddleware
 from gateway.openapi import build_openapi
+from gateway.redis_pipe import PipelinedRedis
 from gateway.routes import ENDPOINTS
 from gateway.routes.auth import fetch_jwk_set
 from gateway.routing import Endpoint, Protection, build_routes
@@ -34,7 +35,7 @@ from gateway.state import Backend, Gateway, State
 from minequest.auth.v1 import auth_pb2, auth_pb2_grpc
 from minequest.wallet.v1 import wallet_pb2, wallet_pb2_grpc
 from runtime.grpc_client import insecure_channel
-from runtime.stores import guard_client, mongo_client, redis_client
+from runtime.stores import mongo_client, redis_client
 
 log = logging.getLogger(__name__)
 
@@ -89,10 +90,10 @@ def create_app(settings: GatewaySettings, endpoints: Iterable[Endpoint] = ENDPOI
             cache_size=settings.token_cache_size,
         )
         redis = redis_client(settings.redis_url) if settings.redis_url else None
-        # Its own pool, answering bytes, with the guard's short timeouts: the
-        # hot path must not queue behind slower calls or wait on a dead Redis.
+        # Its own pipelined connection with the guard's short timeout: the hot
+        # path must not queue behind slower calls or wait on a dead Redis.
         guard_redis = (
-            guard_client(settings.redis_url, settings.guard_redis_timeout_seconds)
+            PipelinedRedis(settings.redis_url, timeout_seconds=settings.guard_redis_timeout_seconds)
             if settings.redis_url
             else None
         )
@@ -117,7 +118,6 @@ def create_app(settings: GatewaySettings, endpoints: Iterable[Endpoint] = ENDPOI
             verifier=verifier,
             guard=Guard(
                 guard_redis,
-                timeout_seconds=settings.guard_redis_timeout_seconds,
                 lease_ms=int(settings.idempotency_lease_seconds * 1000),
                 retention_ms=settings.idempotency_retention_seconds * 1000,
             ),
@@ -144,7 +144,7 @@ def create_app(settings: GatewaySettings, endpoints: Iterable[Endpoint] = ENDPOI
             if redis is not None:
                 await redis.aclose()
             if guard_redis is not None:
-                await guard_redis.aclose()
+                await guard_redis.close()
             if mongo is not None:
                 await mongo.close()
             log.info("gateway clients closed")

@@ -6,9 +6,10 @@ and, when the request may pass, the claim of its idempotency record. After
 the service answered, :meth:`Guard.finish` stores the answer or releases the
 claim. So a protected request costs at most two Redis round trips.
 
-Redis that is down or slower than ``timeout`` raises :class:`GuardUnavailable`
-(within the timeout, never a hang); the middleware then fails open or closed
-as the route's policy says.
+Redis that is down or silent for longer than its timeout raises
+:class:`GuardUnavailable` (within the timeout, never a hang); the middleware
+then fails open or closed as the route's policy says. The calls go over one
+pipelined connection (:mod:`gateway.redis_pipe`).
 
 Keys are ``mq:rl:<policy>:<tier>:<value>`` and ``mq:idem:<digest>``. A script
 touches several keys (the global bucket with the caller's), so on Redis
@@ -17,7 +18,6 @@ Cluster all of them would need one hash slot: run limits on one primary.
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import logging
 import math
@@ -27,11 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
-
 from gateway.idempotency import StoredAnswer
 from gateway.ratelimit.policy import Tier
+from gateway.redis_pipe import PipelinedRedis, PipelineUnavailable
 from runtime.metrics import REDIS_LATENCY_MS
 
 __all__ = ["Charge", "Claim", "ClaimOutcome", "Guard", "GuardUnavailable", "TierState", "Verdict"]
@@ -105,20 +103,12 @@ class Verdict:
 
 
 class Guard:
-    def __init__(
-        self,
-        redis: aioredis.Redis | None,
-        *,
-        timeout_seconds: float,
-        lease_ms: int,
-        retention_ms: int,
-    ) -> None:
+    def __init__(self, redis: PipelinedRedis | None, *, lease_ms: int, retention_ms: int) -> None:
         self.redis = redis
-        self.timeout_seconds = timeout_seconds
         self.lease_ms = lease_ms
         self.retention_ms = retention_ms
-        self._check = redis.register_script(CHECK_SCRIPT) if redis is not None else None
-        self._finish = redis.register_script(FINISH_SCRIPT) if redis is not None else None
+        self._check = redis.script(CHECK_SCRIPT) if redis is not None else None
+        self._finish = redis.script(FINISH_SCRIPT) if redis is not None else None
 
     async def check(
         self,
@@ -186,25 +176,21 @@ class Guard:
     async def _call(
         self,
         operation: str,
-        script: object,
+        script: bytes | None,
         keys: list[str],
         args: Sequence[str | int | bytes],
     ) -> Any:
+        if self.redis is None or script is None:
+            raise GuardUnavailable("no Redis configured (REDIS_URL)")
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(self.timeout_seconds):
-                reply = await script(keys=keys, args=list(args))  # type: ignore[operator]
-        except TimeoutError as error:
-            raise GuardUnavailable(
-                f"Redis did not answer within {self.timeout_seconds * 1000:.0f} ms"
-            ) from error
-        except (RedisError, OSError) as error:
-            raise GuardUnavailable(f"Redis failed: {error}") from error
+            return await self.redis.evalsha(script, keys, list(args))
+        except PipelineUnavailable as error:
+            raise GuardUnavailable(str(error)) from error
         finally:
             REDIS_LATENCY_MS.labels(operation=f"guard_{operation}").observe(
                 (time.perf_counter() - started) * 1000
             )
-        return reply
 
 
 def retry_after_header(seconds: float) -> str:

@@ -16,7 +16,9 @@ lease, which expires, so the client's retry runs again.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
+import os
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -135,9 +137,24 @@ def record_key(scope: str, method: str, route: str, key: str) -> str:
     return f"mq:idem:{digest.hexdigest()}"
 
 
+_PROCESS = secrets.token_hex(TOKEN_HEX // 4)
+_CLAIMS = itertools.count()
+
+
+def _new_process_prefix() -> None:
+    global _PROCESS  # noqa: PLW0603 - a forked worker must not reuse its parent's tokens
+    _PROCESS = secrets.token_hex(TOKEN_HEX // 4)
+
+
+os.register_at_fork(after_in_child=_new_process_prefix)
+
+
 def claim_token() -> str:
-    """Who holds a lease: only its holder may store or release the record."""
-    return secrets.token_hex(TOKEN_HEX // 2)
+    """Who holds a lease: only its holder may store or release the record.
+
+    Unique per claim: a random prefix per process and a counter (cheaper on
+    the hot path than fresh random bytes each time)."""
+    return f"{_PROCESS}{next(_CLAIMS) & 0xFFFFFFFF:08x}"
 
 
 def is_kept(status: int) -> bool:

@@ -36,17 +36,3 @@ def redis_client(
         max_connections=max_connections,
         health_check_interval=30,
     )
-
-
-def guard_client(url: str, timeout_seconds: float, *, max_connections: int = 200) -> aioredis.Redis:
-    """A pooled asyncio Redis client answering ``bytes``, for short hot-path
-    calls: connects and reads time out after ``timeout_seconds``. Callers
-    also bound each call with ``asyncio.timeout``."""
-    return aioredis.Redis.from_url(
-        url,
-        decode_responses=False,
-        socket_timeout=max(timeout_seconds, 0.05) * 4,
-        socket_connect_timeout=max(timeout_seconds, 0.05) * 4,
-        max_connections=max_connections,
-        health_check_interval=30,
-    )

@@ -412,7 +412,12 @@ async def test_a_stopped_redis_fails_fast_and_recovery_follows(tmp_path: Path) -
             assert opened.status_code == 200
             problem(closed, 503, "limits_unavailable")
             server.start()
-            recovered = await http.post("/t/pay", json={}, headers={"Idempotency-Key": "k"})
+            # reconnecting is retried at most every 0.25 s: recovery follows within it
+            for _ in range(20):
+                recovered = await http.post("/t/pay", json={}, headers={"Idempotency-Key": "k"})
+                if recovered.status_code != 503:
+                    break
+                await asyncio.sleep(0.1)
             assert recovered.status_code == 201
             assert recovered.headers["x-idempotency"] == "MISS"
     finally:

@@ -16,18 +16,18 @@ from hypothesis import strategies as st
 from gateway.guard import Charge, Claim, ClaimOutcome, Guard
 from gateway.idempotency import StoredAnswer, claim_token, fingerprint, record_key
 from gateway.ratelimit.policy import KeyKind, Tier
-from runtime.stores import guard_client
+from gateway.redis_pipe import PipelinedRedis
 
 START_US = 1_700_000_000_000_000
 
 
 @pytest.fixture
 async def guard(redis_url: str) -> AsyncIterator[Guard]:
-    client = guard_client(redis_url, 1.0)
+    client = PipelinedRedis(redis_url, timeout_seconds=1.0)
     try:
-        yield Guard(client, timeout_seconds=1.0, lease_ms=30_000, retention_ms=60_000)
+        yield Guard(client, lease_ms=30_000, retention_ms=60_000)
     finally:
-        await client.aclose()
+        await client.close()
 
 
 def tier(name: str, interval_us: int, burst: int) -> Tier:
@@ -211,15 +211,17 @@ async def test_release_lets_a_retry_run_again(guard: Guard) -> None:
     assert (await guard.check([], claim=retry)).claim is ClaimOutcome.CLAIMED
 
 
-async def test_only_the_lease_holder_may_finish(guard: Guard, redis_url: str) -> None:
-    client = guard_client(redis_url, 1.0)
-    short = Guard(client, timeout_seconds=1.0, lease_ms=50, retention_ms=60_000)
+async def test_only_the_lease_holder_may_finish(
+    guard: Guard, redis_url: str, redis: aioredis.Redis
+) -> None:
+    client = PipelinedRedis(redis_url, timeout_seconds=1.0)
+    short = Guard(client, lease_ms=50, retention_ms=60_000)
     try:
         claim = new_claim()
         await short.check([], claim=claim)
         # the lease lapses (a gateway died); a retry claims the key again
-        await client.pexpire(claim.key, 1)
-        await _wait_gone(client, claim.key)
+        await redis.pexpire(claim.key, 1)
+        await _wait_gone(redis, claim.key)
         retry = Claim(claim.key, claim.fingerprint, claim_token())
         assert (await short.check([], claim=retry)).claim is ClaimOutcome.CLAIMED
         # the late first request can no longer overwrite the retry's record
@@ -229,7 +231,7 @@ async def test_only_the_lease_holder_may_finish(guard: Guard, redis_url: str) ->
         assert replay.answer is not None
         assert replay.answer.body == b'{"retry":true}'
     finally:
-        await client.aclose()
+        await client.close()
 
 
 async def test_a_refused_request_claims_nothing(guard: Guard) -> None:
