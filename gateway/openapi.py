@@ -159,7 +159,12 @@ def _parameters(row: Endpoint, schemas: SchemaSet) -> list[dict[str, Any]]:
                 "required": row.idempotency_required,
                 "description": "A unique value per operation; a retry with the same key "
                 "replays the first answer (X-Idempotency: HIT).",
-                "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH},
+                "schema": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": MAX_KEY_LENGTH,
+                    "pattern": "^[!-~]+$",
+                },
             }
         )
     if row.method not in BODY_METHODS and row.request is not None:

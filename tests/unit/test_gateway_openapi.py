@@ -164,3 +164,21 @@ def test_bodies_refuse_unknown_fields_and_optional_fields_admit_null(
     register = doc["paths"]["/api/auth/register"]["post"]["requestBody"]["content"]
     fields = resolve(doc, register["application/json"]["schema"])["properties"]
     assert fields["walletAddress"]["type"] == "string", "plain proto3 strings are not nullable"
+
+
+def test_idempotency_key_and_protection_answers_are_documented(doc: dict[str, Any]) -> None:
+    def key_parameter(operation: dict[str, Any]) -> dict[str, Any] | None:
+        found = [p for p in operation.get("parameters", []) if p["name"] == "Idempotency-Key"]
+        return found[0] if found else None
+
+    withdrawal = doc["paths"]["/api/wallet/withdrawals"]["post"]
+    required = key_parameter(withdrawal)
+    assert required is not None
+    assert (required["in"], required["required"]) == ("header", True)
+    assert required["schema"]["pattern"] == "^[!-~]+$"
+    assert {"400", "409", "422", "429"} <= set(withdrawal["responses"])
+    optional = key_parameter(doc["paths"]["/api/auth/me"]["patch"])
+    assert optional is not None
+    assert optional["required"] is False
+    assert key_parameter(doc["paths"]["/api/auth/me"]["get"]) is None
+    assert "422" not in doc["paths"]["/api/auth/me"]["get"]["responses"]
