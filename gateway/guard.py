@@ -107,6 +107,10 @@ class Guard:
         self.redis = redis
         self.lease_ms = lease_ms
         self.retention_ms = retention_ms
+        self._latency = {
+            operation: REDIS_LATENCY_MS.labels(operation=f"guard_{operation}")
+            for operation in ("check", "finish")
+        }
         self._check = redis.script(CHECK_SCRIPT) if redis is not None else None
         self._finish = redis.script(FINISH_SCRIPT) if redis is not None else None
 
@@ -188,9 +192,7 @@ class Guard:
         except PipelineUnavailable as error:
             raise GuardUnavailable(str(error)) from error
         finally:
-            REDIS_LATENCY_MS.labels(operation=f"guard_{operation}").observe(
-                (time.perf_counter() - started) * 1000
-            )
+            self._latency[operation].observe((time.perf_counter() - started) * 1000)
 
 
 def retry_after_header(seconds: float) -> str:

@@ -20,7 +20,7 @@ import itertools
 import json
 import os
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from gateway.errors import ApiError
@@ -48,7 +48,7 @@ TOKEN_HEX = 16
 _NOT_KEPT = frozenset({408, 409, 429})
 #: Response headers replayed with a kept answer (the rest are per-response).
 _REPLAYED_HEADERS = frozenset(
-    {"content-type", "location", "content-location", "cache-control", "etag", "last-modified"}
+    {b"content-type", b"location", b"content-location", b"cache-control", b"etag", b"last-modified"}
 )
 
 
@@ -174,29 +174,26 @@ class StoredAnswer:
     def capture(
         cls, status: int, headers: Iterable[tuple[bytes, bytes]], body: bytes
     ) -> StoredAnswer:
-        kept = tuple(
-            (name.decode("latin-1").lower(), value.decode("latin-1"))
-            for name, value in headers
-            if name.decode("latin-1").lower() in _REPLAYED_HEADERS
-        )
-        return cls(status, kept, body)
+        kept = []
+        for name, value in headers:
+            lowered = name.lower()
+            if lowered in _REPLAYED_HEADERS:
+                kept.append((lowered.decode("latin-1"), value.decode("latin-1")))
+        return cls(status, tuple(kept), body)
 
-    def encode(self) -> bytes | None:
-        """JSON for Redis; ``None`` when the body is not text (not kept)."""
-        try:
-            text = self.body.decode()
-        except UnicodeDecodeError:
-            return None
-        return json.dumps(
-            {"s": self.status, "h": [list(pair) for pair in self.headers], "b": text},
-            separators=(",", ":"),
-        ).encode()
+    def encode(self) -> bytes:
+        """For Redis: ``<status>\n`` + ``<name>:<value>\n`` per header + ``\n`` +
+        the body as sent (header lines never hold a newline; the body may be
+        any bytes)."""
+        head = "".join(f"{name}:{value}\n" for name, value in self.headers)
+        return f"{self.status}\n{head}\n".encode("latin-1") + self.body
 
     @classmethod
     def decode(cls, payload: bytes) -> StoredAnswer:
-        data = json.loads(payload)
-        headers: Sequence[Sequence[str]] = data["h"]
-        return cls(int(data["s"]), tuple((h[0], h[1]) for h in headers), data["b"].encode())
+        head, _, body = payload.partition(b"\n\n")
+        status, *lines = head.decode("latin-1").split("\n")
+        headers = tuple((name, value) for name, _, value in (line.partition(":") for line in lines))
+        return cls(int(status), headers, body)
 
     def header_map(self) -> Mapping[str, str]:
         return dict(self.headers)

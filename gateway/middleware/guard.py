@@ -23,7 +23,9 @@ the request through unprotected, a fail-closed one answers 503
 
 from __future__ import annotations
 
+import functools
 import logging
+from typing import Any
 
 from prometheus_client import Counter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -54,6 +56,17 @@ IDEMPOTENCY_OUTCOMES = Counter(
     "unavailable_open, unavailable_closed).",
     ["outcome"],
 )
+
+
+@functools.cache
+def _decision(policy: str, tier: str, outcome: str) -> Any:
+    return RATE_LIMIT_DECISIONS.labels(policy=policy, tier=tier, outcome=outcome)
+
+
+@functools.cache
+def _idempotency(outcome: str) -> Any:
+    return IDEMPOTENCY_OUTCOMES.labels(outcome=outcome)
+
 
 _OUTCOME = {
     ClaimOutcome.CLAIMED: "miss",
@@ -181,7 +194,7 @@ class GuardMiddleware:
         claim: Claim,
         limit_headers: list[tuple[bytes, bytes]],
     ) -> None:
-        IDEMPOTENCY_OUTCOMES.labels(outcome=_OUTCOME[verdict.claim]).inc()
+        _idempotency(_OUTCOME[verdict.claim]).inc()
         if verdict.claim is ClaimOutcome.FINISHED:
             assert verdict.answer is not None
             await _replay(verdict.answer, limit_headers, send)
@@ -247,9 +260,9 @@ class GuardMiddleware:
         fail_open = self.policy.fail_open if self.policy else not self.required
         outcome = "unavailable_open" if fail_open else "unavailable_closed"
         policy = self.policy.name if self.policy else ""
-        RATE_LIMIT_DECISIONS.labels(policy=policy, tier="", outcome=outcome).inc()
+        _decision(policy, "", outcome).inc()
         if keyed:
-            IDEMPOTENCY_OUTCOMES.labels(outcome=outcome).inc()
+            _idempotency(outcome).inc()
         log.warning(
             "rate limits/idempotency unavailable, failing %s",
             "open" if fail_open else "closed",
@@ -284,7 +297,7 @@ class GuardMiddleware:
         else:
             outcome, tightest = "allowed", verdict.tightest()
             tier = tightest.tier.name if tightest else ""
-        RATE_LIMIT_DECISIONS.labels(policy=self.policy.name, tier=tier, outcome=outcome).inc()
+        _decision(self.policy.name, tier, outcome).inc()
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -8,7 +8,9 @@ matched route's path template (``/api/quests/{id}/complete``), or
 
 from __future__ import annotations
 
+import functools
 import time
+from typing import Any
 
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -24,6 +26,14 @@ HTTP_REQUEST_SECONDS = Histogram(
     buckets=_BUCKETS,
 )
 HTTP_REQUESTS = Counter("http_requests_total", "HTTP requests answered by the gateway.", _LABELS)
+
+
+@functools.cache
+def _children(template: str, method: str, status: int) -> tuple[Any, Any]:
+    """The two series of one label set, looked up once (``labels()`` validates
+    and locks on every call; the label sets are few and bounded)."""
+    labels = (template, method, str(status))
+    return HTTP_REQUEST_SECONDS.labels(*labels), HTTP_REQUESTS.labels(*labels)
 
 
 class MetricsMiddleware:
@@ -49,6 +59,6 @@ class MetricsMiddleware:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             method = scope["method"] if scope["method"] in _METHODS else "OTHER"
-            labels = (template, method, str(status))
-            HTTP_REQUEST_SECONDS.labels(*labels).observe(time.perf_counter() - started)
-            HTTP_REQUESTS.labels(*labels).inc()
+            seconds, count = _children(template, method, status)
+            seconds.observe(time.perf_counter() - started)
+            count.inc()

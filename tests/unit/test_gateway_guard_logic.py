@@ -97,10 +97,10 @@ def test_stored_answers_keep_only_replayable_headers() -> None:
         b'{"id":"1"}',
     )
     assert answer.headers == (("content-type", "application/json"), ("location", "/x/1"))
-    encoded = answer.encode()
-    assert encoded is not None
-    assert StoredAnswer.decode(encoded) == answer
-    assert StoredAnswer(200, (), b"\xff\xfe").encode() is None
+    assert StoredAnswer.decode(answer.encode()) == answer
+    binary = StoredAnswer(200, (("content-type", "application/octet-stream"),), b"\xff\n\n:\x00")
+    assert StoredAnswer.decode(binary.encode()) == binary
+    assert StoredAnswer.decode(StoredAnswer(204, (), b"").encode()) == StoredAnswer(204, (), b"")
 
 
 def scope(peer: str, forwarded: str | None = None) -> dict[str, object]:
