@@ -25,6 +25,7 @@ from runtime.grpc_client import insecure_channel
 from runtime.grpc_server import Registrar, RunningServer, create_server, serve
 from runtime.log import configure_logging
 from runtime.stores import mongo_client, redis_client
+from runtime.timestamps import aware, to_timestamp
 
 __all__ = [
     "Aborted",
@@ -43,6 +44,7 @@ __all__ = [
     "ServiceSettings",
     "Unauthenticated",
     "Unavailable",
+    "aware",
     "configure_logging",
     "create_server",
     "decode_rpc_error",
@@ -51,4 +53,5 @@ __all__ = [
     "mongo_client",
     "redis_client",
     "serve",
+    "to_timestamp",
 ]

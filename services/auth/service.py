@@ -10,11 +10,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from google.protobuf.timestamp_pb2 import Timestamp
 from grpc.aio import ServicerContext
 from pymongo.errors import DuplicateKeyError
 
 from minequest.auth.v1 import auth_pb2, auth_pb2_grpc
+from runtime.timestamps import aware, to_timestamp
 from services.auth import otp, validation
 from services.auth.errors import (
     AccountNotFound,
@@ -49,18 +49,6 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _timestamp(value: datetime | None) -> Timestamp | None:
-    if value is None:
-        return None
-    stamp = Timestamp()
-    stamp.FromDatetime(value if value.tzinfo else value.replace(tzinfo=UTC))
-    return stamp
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def user_message(doc: Doc) -> auth_pb2.User:
     return auth_pb2.User(
         id=doc["_id"],
@@ -71,8 +59,8 @@ def user_message(doc: Doc) -> auth_pb2.User:
         role=ROLES.get(doc.get("role", "user"), auth_pb2.ROLE_USER),
         referral_code=doc["referral_code"],
         referred_by=doc.get("referred_by") or "",
-        created_at=_timestamp(doc.get("created_at")),
-        updated_at=_timestamp(doc.get("updated_at")),
+        created_at=to_timestamp(doc.get("created_at")),
+        updated_at=to_timestamp(doc.get("updated_at")),
     )
 
 
@@ -209,7 +197,7 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
                 raise
         response = auth_pb2.RequestOtpResponse(
             challenge_id=challenge_id,
-            expires_at=_timestamp(expires_at),
+            expires_at=to_timestamp(expires_at),
             resend_after_seconds=settings.otp_resend_cooldown_seconds,
             channel=channel,
         )
@@ -232,7 +220,7 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
             raise ChallengeNotFound("no such pending challenge", field="challengeId")
         if challenge["attempts"] >= max_attempts:
             raise TooManyAttempts("too many wrong codes; request a new one")
-        if _aware(challenge["expires_at"]) <= self.now():
+        if aware(challenge["expires_at"]) <= self.now():
             raise OtpExpired("the code has expired; request a new one")
         counted = await self.store.count_attempt(challenge["_id"], max_attempts)
         if counted is None:
@@ -313,7 +301,7 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
                 extra={"user_id": known["user_id"], "session_id": known["family_id"]},
             )
             raise RefreshTokenReused("refresh token was already used; the session is revoked")
-        if _aware(record["expires_at"]) <= now:
+        if aware(record["expires_at"]) <= now:
             raise InvalidRefreshToken("refresh token has expired")
         session = await self.store.session(record["family_id"])
         if session is None or session.get("revoked_at") is not None:

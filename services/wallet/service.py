@@ -10,11 +10,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from google.protobuf.timestamp_pb2 import Timestamp
 from grpc.aio import ServicerContext
 
 from minequest.wallet.v1 import wallet_pb2, wallet_pb2_grpc
 from runtime.errors import InvalidArgument
+from runtime.timestamps import to_timestamp
 from services.wallet import chains, credits, deposits, withdrawals
 from services.wallet.errors import InvalidWithdrawal, WithdrawalNotFound
 from services.wallet.ledger import KeyedLock, Kind, account_id
@@ -51,14 +51,6 @@ def utcnow() -> datetime:
     return millis(datetime.now(UTC))
 
 
-def _timestamp(value: datetime | None) -> Timestamp | None:
-    if value is None:
-        return None
-    stamp = Timestamp()
-    stamp.FromDatetime(value if value.tzinfo else value.replace(tzinfo=UTC))
-    return stamp
-
-
 def _user(user_id: str) -> str:
     if not user_id:
         raise InvalidArgument("user_id is required", field="user_id")
@@ -93,8 +85,8 @@ class WalletService(wallet_pb2_grpc.WalletServiceServicer):
             chain=doc["chain"],
             address=doc["address"],
             state=STATES[withdrawals.State(doc["state"])],
-            created_at=_timestamp(doc["created_at"]),
-            decided_at=_timestamp(doc.get("decided_at")),
+            created_at=to_timestamp(doc["created_at"]),
+            decided_at=to_timestamp(doc.get("decided_at")),
             decided_by=doc.get("decided_by") or "",
             decision_reason=doc.get("decision_reason") or "",
         )
@@ -110,7 +102,7 @@ class WalletService(wallet_pb2_grpc.WalletServiceServicer):
             matched=doc["matched"],
             user_id=doc["user_id"],
             entry_id=doc["entry_id"],
-            created_at=_timestamp(doc["created_at"]),
+            created_at=to_timestamp(doc["created_at"]),
         )
 
     def _poke(self) -> None:
@@ -171,7 +163,7 @@ class WalletService(wallet_pb2_grpc.WalletServiceServicer):
                     source=doc["source"],
                     source_id=doc["source_id"],
                     memo=doc.get("memo", ""),
-                    created_at=_timestamp(doc["created_at"]),
+                    created_at=to_timestamp(doc["created_at"]),
                 )
                 for doc in docs
             ],
