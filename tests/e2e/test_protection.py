@@ -34,7 +34,7 @@ def guarded(
         "guarded",
         {
             "PROFILE_RATE_LIMIT_USER_RATE": "5",
-            "IDEMPOTENCY_LEASE_SECONDS": "2",
+            "IDEMPOTENCY_LEASE_SECONDS": "8",
             "GRPC_TIMEOUT_SECONDS": "30",
         },
         roomy=False,
@@ -91,6 +91,16 @@ def test_idempotency_keys_are_scoped_to_the_user(client: httpx.Client, mailbox: 
     problem(reused, 422, "idempotency_key_reused")
 
 
+def leases_in(store: sync_redis.Redis) -> set[bytes]:
+    """The idempotency records still in flight (a lease, not a kept answer)."""
+    leases: set[bytes] = set()
+    for key in store.scan_iter("mq:idem:*"):
+        record = store.get(key)
+        if isinstance(record, bytes) and record.startswith(b"P"):
+            leases.add(key)
+    return leases
+
+
 def test_a_gateway_killed_mid_request_leaves_a_lease_that_expires(
     guarded: Stack, client: httpx.Client, mailbox: Mailbox, redis_url: str
 ) -> None:
@@ -117,7 +127,7 @@ def test_a_gateway_killed_mid_request_leaves_a_lease_that_expires(
         attempt.start()
         with sync_redis.Redis.from_url(redis_url) as store:
             deadline = time.monotonic() + 10
-            while not any(store.get(k).startswith(b"P") for k in store.scan_iter("mq:idem:*")):
+            while not (leases := leases_in(store)):
                 assert time.monotonic() < deadline, "the request never claimed its key"
                 time.sleep(0.02)
         gateway = guarded.child("gateway").process
@@ -132,7 +142,11 @@ def test_a_gateway_killed_mid_request_leaves_a_lease_that_expires(
     early = client.patch("/api/auth/me", json=body, headers=headers)
     problem(early, 409, "idempotency_key_in_flight")
     assert early.headers["retry-after"] == "1"
-    time.sleep(2.2)  # IDEMPOTENCY_LEASE_SECONDS=2
+    with sync_redis.Redis.from_url(redis_url) as store:
+        deadline = time.monotonic() + 15
+        while leases_in(store) & leases:  # IDEMPOTENCY_LEASE_SECONDS=8
+            assert time.monotonic() < deadline, "the dead gateway's lease never expired"
+            time.sleep(0.1)
     retry = client.patch("/api/auth/me", json=body, headers=headers)
     assert (retry.status_code, retry.headers["x-idempotency"]) == (200, "MISS")
     assert retry.json()["user"]["username"] == "crashy"

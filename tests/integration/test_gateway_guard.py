@@ -434,7 +434,7 @@ async def test_a_slow_redis_is_given_up_on_after_the_timeout(
     ):
         await http.get("/t/open")  # pool warm
         stall = asyncio.create_task(redis.execute_command("DEBUG", "SLEEP", "1.5"))
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.2)
         loop = asyncio.get_running_loop()
         started = loop.time()
         opened = await http.get("/t/open")
@@ -443,4 +443,4 @@ async def test_a_slow_redis_is_given_up_on_after_the_timeout(
         await stall
     assert opened.status_code == 200
     problem(closed, 503, "limits_unavailable")
-    assert waited < 1.0, f"waited {waited:.2f}s on a stalled Redis"
+    assert waited < 1.2, f"waited {waited:.2f}s on a stalled Redis (asleep for 1.5 s)"
