@@ -30,11 +30,13 @@ from typing import Any
 from gateway.idempotency import StoredAnswer
 from gateway.ratelimit.policy import Tier
 from gateway.redis_pipe import PipelinedRedis, PipelineUnavailable
+from runtime.log import Throttle
 from runtime.metrics import REDIS_LATENCY_MS
 
 __all__ = ["Charge", "Claim", "ClaimOutcome", "Guard", "GuardUnavailable", "TierState", "Verdict"]
 
 log = logging.getLogger(__name__)
+_LOG_THROTTLE = Throttle(5.0)
 
 _LUA = Path(__file__).with_name("lua")
 CHECK_SCRIPT = (_LUA / "guard_check.lua").read_text()
@@ -173,7 +175,9 @@ class Guard:
                 [claim.lease_value, record, self.retention_ms],
             )
         except GuardUnavailable as error:
-            log.warning("idempotency record not finished: %s", error)
+            held = _LOG_THROTTLE.allow("finish")
+            if held is not None:
+                log.warning("idempotency record not finished: %s", error, extra={"held": held})
             return False
         return bool(done)
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import logging
 import logging.config
+import time
 import traceback
+from collections.abc import Callable, Hashable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -71,3 +73,25 @@ def configure_logging(service: str, level: str = "INFO") -> None:
             },
         }
     )
+
+
+class Throttle:
+    """Lets a repeated log line through at most once per ``interval`` seconds
+    per key, so an outage at thousands of requests a second logs a line every
+    few seconds (saying how many it held back), not thousands."""
+
+    def __init__(self, interval: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval = interval
+        self._clock = clock
+        self._last: dict[Hashable, float] = {}
+        self._held: dict[Hashable, int] = {}
+
+    def allow(self, key: Hashable) -> int | None:
+        """``None``: hold this one back. Otherwise log it: the number held back since."""
+        now = self._clock()
+        last = self._last.get(key)
+        if last is not None and now - last < self.interval:
+            self._held[key] = self._held.get(key, 0) + 1
+            return None
+        self._last[key] = now
+        return self._held.pop(key, 0)

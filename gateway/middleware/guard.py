@@ -39,10 +39,14 @@ from gateway.ratelimit.buckets import RequestFacts, charges_for, needs_body, rat
 from gateway.ratelimit.policy import Policy
 from gateway.state import gateway_of_scope
 from runtime import context
+from runtime.log import Throttle
 
 __all__ = ["GuardMiddleware"]
 
 log = logging.getLogger(__name__)
+#: One warning per route (or policy tier) every few seconds, with the count held
+#: back: an outage at launch-day traffic must not flood the logs.
+_LOG_THROTTLE = Throttle(5.0)
 
 RATE_LIMIT_DECISIONS = Counter(
     "ratelimit_decisions_total",
@@ -263,11 +267,13 @@ class GuardMiddleware:
         _decision(policy, "", outcome).inc()
         if keyed:
             _idempotency(outcome).inc()
-        log.warning(
-            "rate limits/idempotency unavailable, failing %s",
-            "open" if fail_open else "closed",
-            extra={"route": self.route, "policy": policy, "error": str(error)},
-        )
+        held = _LOG_THROTTLE.allow(("unavailable", self.route))
+        if held is not None:
+            log.warning(
+                "rate limits/idempotency unavailable, failing %s",
+                "open" if fail_open else "closed",
+                extra={"route": self.route, "policy": policy, "error": str(error), "held": held},
+            )
         if fail_open:
             await self.app(scope, receive, send)
             return
@@ -289,10 +295,18 @@ class GuardMiddleware:
         if verdict.limited_by is not None:
             outcome = "shadow_limited" if verdict.passed else "limited"
             tier = verdict.limited_by.name
-            if verdict.passed:
+            held = (
+                _LOG_THROTTLE.allow(("shadow", self.policy.name, tier)) if verdict.passed else None
+            )
+            if held is not None:
                 log.warning(
                     "shadow rate limit exceeded",
-                    extra={"policy": self.policy.name, "tier": tier, "route": self.route},
+                    extra={
+                        "policy": self.policy.name,
+                        "tier": tier,
+                        "route": self.route,
+                        "held": held,
+                    },
                 )
         else:
             outcome, tightest = "allowed", verdict.tightest()

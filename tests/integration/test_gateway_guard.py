@@ -23,10 +23,12 @@ from prometheus_client import REGISTRY
 from starlette.responses import JSONResponse, Response
 
 from gateway.app import create_app
+from gateway.middleware import guard as guard_middleware
 from gateway.routing import Endpoint, Incoming
 from gateway.settings import GatewaySettings
 from runtime.config import Env
 from runtime.embedded import EmbeddedRedis, free_port
+from runtime.log import Throttle
 
 POLICIES = """
 [[policy]]
@@ -378,14 +380,18 @@ async def test_shadow_policies_count_but_never_refuse(
 
 
 async def test_without_redis_open_routes_pass_and_closed_routes_answer_503(
-    tmp_path: Path,
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(guard_middleware, "_LOG_THROTTLE", Throttle(5.0))
     calls = Calls()
     dead = f"redis://127.0.0.1:{free_port()}/0"
     async with gateway(tmp_path, dead, calls) as client, client() as http:
-        opened = await http.get("/t/open")
+        opened = [await http.get("/t/open") for _ in range(20)]
         closed = await http.post("/t/pay", json={}, headers={"Idempotency-Key": "k"})
-    assert opened.status_code == 200
+    assert [answer.status_code for answer in opened] == [200] * 20
+    # an outage is one warning per route every few seconds, not one per request
+    warnings = [r for r in caplog.records if "failing open" in r.getMessage()]
+    assert len(warnings) == 1
     body = problem(closed, 503, "limits_unavailable")
     assert closed.headers["retry-after"] == "1"
     assert "retry" in body["detail"]

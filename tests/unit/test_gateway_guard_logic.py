@@ -13,6 +13,7 @@ from gateway.guard import ClaimOutcome, TierState, Verdict, retry_after_header
 from gateway.idempotency import StoredAnswer, fingerprint, is_kept, parse_key, record_key
 from gateway.ratelimit.buckets import RequestFacts, charges_for, rate_limit_headers
 from gateway.ratelimit.policy import KeyKind, Policy, RoutePattern, Tier
+from runtime.log import Throttle
 
 
 @pytest.mark.parametrize(
@@ -168,3 +169,14 @@ def test_headers_follow_the_tightest_tier() -> None:
     assert headers[b"ratelimit-policy"] == b"100;w=1;burst=200, 5;w=1;burst=10"
     assert retry_after_header(0.01) == "1"
     assert retry_after_header(2.2) == "3"
+
+
+def test_a_throttled_log_line_passes_once_per_interval_and_counts_the_rest() -> None:
+    now = [100.0]
+    throttle = Throttle(5.0, clock=lambda: now[0])
+    assert throttle.allow("outage") == 0
+    assert [throttle.allow("outage") for _ in range(3)] == [None, None, None]
+    assert throttle.allow("other") == 0  # keys are separate
+    now[0] += 5.0
+    assert throttle.allow("outage") == 3
+    assert throttle.allow("outage") is None
