@@ -14,6 +14,7 @@ from grpc.aio import ServicerContext
 
 from runtime import context
 from runtime.errors import DomainError, Unavailable, status_code_of, to_grpc_status
+from runtime.log import Throttle
 from runtime.metrics import (
     GRPC_CLIENT_HANDLED,
     GRPC_CLIENT_SECONDS,
@@ -23,6 +24,9 @@ from runtime.metrics import (
 )
 
 log = logging.getLogger(__name__)
+
+#: One outage line per method every 5 s, however many calls fail.
+_OUTAGE_LOG = Throttle(5.0)
 
 #: Store failures that are outages, not bugs: answered UNAVAILABLE (HTTP 503
 #: with Retry-After), so clients retry instead of reporting a 500.
@@ -88,7 +92,15 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                 code = _code_of(ctx)
                 raise
             except STORE_OUTAGES as error:
-                log.warning("store unavailable in %s/%s: %s", service, method, error)
+                held = _OUTAGE_LOG.allow((service, method))
+                if held is not None:
+                    log.warning(
+                        "store unavailable in %s/%s: %s",
+                        service,
+                        method,
+                        error,
+                        extra={"held": held},
+                    )
                 outage = Unavailable(
                     "a data store is unavailable; retry shortly",
                     reason="store_unavailable",
