@@ -132,16 +132,17 @@ class PipelinedRedis:
             protocol.transport.close()
 
     async def _call(self, command: bytes) -> Any:
-        protocol = self._protocol or await self._connect()
+        return await self._request(self._protocol or await self._connect(), command)
+
+    async def _request(self, protocol: _Protocol, command: bytes) -> Any:
+        """Queue ``command`` on ``protocol`` and wait for its reply (or the timeout)."""
         if protocol.transport is None:
             raise PipelineUnavailable("Redis connection lost")
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
         protocol.waiting.append(future)
         protocol.send(command)
-        return await self._wait(protocol, future)
-
-    async def _wait(self, protocol: _Protocol, future: asyncio.Future[Any]) -> Any:
-        handle = asyncio.get_running_loop().call_later(self.timeout, self._expire, protocol, future)
+        handle = loop.call_later(self.timeout, self._expire, protocol, future)
         try:
             return await future
         finally:
@@ -196,11 +197,7 @@ class PipelinedRedis:
             if self._db:
                 setup.append((b"SELECT", self._db))
             for command in setup:
-                future: asyncio.Future[Any] = loop.create_future()
-                protocol.waiting.append(future)
-                assert protocol.transport is not None
-                protocol.transport.write(_pack(*command))
-                reply = await self._wait(protocol, future)
+                reply = await self._request(protocol, _pack(*command))
                 if isinstance(reply, hiredis.ReplyError):
                     raise PipelineUnavailable(f"Redis refused {command[0]!r}: {reply}")
         except BaseException as error:
