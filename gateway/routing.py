@@ -27,9 +27,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from gateway import errors, protojson
 from gateway.auth import Access, Principal
 from gateway.clientip import TrustedProxies
-from gateway.idempotency import MUTATING_METHODS
 from gateway.middleware.auth import AuthMiddleware, principal_of
-from gateway.middleware.guard import GuardMiddleware
+from gateway.middleware.guard import GuardMiddleware, guards
 from gateway.ratelimit.policy import PolicySet
 from gateway.state import Gateway, gateway_of
 
@@ -195,7 +194,7 @@ def _row_stack(row: Endpoint, protection: Protection) -> ASGIApp:
     """Authentication, then rate limits + idempotency (when the row has any), then the handler."""
     app = _row_app(row)
     policy = protection.policies.for_route(row.method, row.path)
-    if policy is not None or row.idempotency_required or row.method in MUTATING_METHODS:
+    if guards(row.method, policy, row.idempotency_required):
         app = GuardMiddleware(
             app,
             method=row.method,

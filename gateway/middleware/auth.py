@@ -8,6 +8,7 @@ fails is answered here, before any rate limit or service is touched.
 
 from __future__ import annotations
 
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway import errors
@@ -35,11 +36,7 @@ class AuthMiddleware:
             scope[PRINCIPAL] = None
             await self.app(scope, receive, send)
             return
-        authorization = None
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                authorization = value.decode("latin-1")
-                break
+        authorization = Headers(scope=scope).get("authorization")
         try:
             principal = await authenticate(
                 gateway_of_scope(scope).verifier, self.access, authorization

@@ -28,6 +28,7 @@ import logging
 from typing import Any
 
 from prometheus_client import Counter
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import errors, idempotency
@@ -41,7 +42,7 @@ from gateway.state import gateway_of_scope
 from runtime import context
 from runtime.log import Throttle
 
-__all__ = ["GuardMiddleware"]
+__all__ = ["GuardMiddleware", "guards"]
 
 log = logging.getLogger(__name__)
 #: One warning per route (or policy tier) every few seconds, with the count held
@@ -80,6 +81,16 @@ _OUTCOME = {
 }
 
 
+def honours_key(method: str, idempotency_required: bool) -> bool:
+    """Rows that require an Idempotency-Key, and every POST/PUT/PATCH/DELETE."""
+    return idempotency_required or method in idempotency.MUTATING_METHODS
+
+
+def guards(method: str, policy: Policy | None, idempotency_required: bool) -> bool:
+    """Whether a row needs this layer at all: a rate-limit policy or a key to honour."""
+    return policy is not None or honours_key(method, idempotency_required)
+
+
 class GuardMiddleware:
     def __init__(
         self,
@@ -96,12 +107,13 @@ class GuardMiddleware:
         self.route = route
         self.policy = policy
         self.required = idempotency_required
-        self.honours_key = idempotency_required or method in idempotency.MUTATING_METHODS
+        self.honours_key = honours_key(method, idempotency_required)
         self.needs_body = needs_body(policy)
         self.trusted = trusted_proxies
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        raw_key = _header(scope, b"idempotency-key") if self.honours_key else None
+        request_headers = Headers(scope=scope)
+        raw_key = request_headers.get(idempotency.HEADER) if self.honours_key else None
         if raw_key is None and self.required:
             await _refuse(
                 scope,
@@ -142,7 +154,7 @@ class GuardMiddleware:
             facts = RequestFacts(
                 user_id=principal.user_id if principal else None,
                 ip=ip,
-                headers=_headers(scope) if _has_header_tier(self.policy) else {},
+                headers=request_headers,
                 body=body,
             )
             charges = charges_for(self.policy, facts)
@@ -312,21 +324,6 @@ class GuardMiddleware:
             outcome, tightest = "allowed", verdict.tightest()
             tier = tightest.tier.name if tightest else ""
         _decision(self.policy.name, tier, outcome).inc()
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return str(value.decode("latin-1"))
-    return None
-
-
-def _headers(scope: Scope) -> dict[str, str]:
-    return {key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]}
-
-
-def _has_header_tier(policy: Policy) -> bool:
-    return any(tier.key.value == "header" for tier in policy.tiers)
 
 
 def _as_map(headers: list[tuple[bytes, bytes]]) -> dict[str, str]:

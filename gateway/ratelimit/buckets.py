@@ -9,6 +9,7 @@ anyway. ``user`` on an anonymous request falls back to the client IP.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -84,6 +85,12 @@ def charges_for(policy: Policy, facts: RequestFacts) -> list[Charge]:
     return charges
 
 
+@functools.cache
+def _policy_header(tiers: tuple[Tier, ...]) -> bytes:
+    """``RateLimit-Policy`` for the tiers a request was charged (a few sets per policy)."""
+    return ", ".join(tier.describe() for tier in tiers).encode()
+
+
 def rate_limit_headers(policy: Policy, verdict: Verdict) -> list[tuple[bytes, bytes]]:
     """``RateLimit-*`` of the tightest tier, the ``X-RateLimit-*`` twins older
     clients read (their reset is a Unix time, as express-rate-limit sent it),
@@ -93,12 +100,12 @@ def rate_limit_headers(policy: Policy, verdict: Verdict) -> list[tuple[bytes, by
         return []
     reset = max(0, math.ceil(state.reset_seconds))
     limit, remaining = str(state.tier.burst).encode(), str(state.remaining).encode()
-    described = ", ".join(tier_state.tier.describe() for tier_state in verdict.tiers)
+    described = _policy_header(tuple(tier_state.tier for tier_state in verdict.tiers))
     return [
         (b"ratelimit-limit", limit),
         (b"ratelimit-remaining", remaining),
         (b"ratelimit-reset", str(reset).encode()),
-        (b"ratelimit-policy", described.encode()),
+        (b"ratelimit-policy", described),
         (b"x-ratelimit-limit", limit),
         (b"x-ratelimit-remaining", remaining),
         (b"x-ratelimit-reset", str(math.ceil(time.time()) + reset).encode()),
