@@ -5,7 +5,7 @@ MongoDB-wire servers come from the session fixtures in tests/conftest.py."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +13,7 @@ import grpc
 import pytest
 
 from runtime.config import Env
-from runtime.grpc_server import create_server
+from runtime.grpc_server import Registrar, create_server
 from services.auth.server import auth_lifespan
 from services.auth.service import Clock, utcnow
 from services.auth.settings import AuthSettings
@@ -53,17 +53,24 @@ def auth_settings(
 
 
 @asynccontextmanager
-async def auth_channel(
-    settings: AuthSettings, clock: Clock = utcnow
+async def served_channel(
+    lifespan: AbstractAsyncContextManager[Registrar],
 ) -> AsyncIterator[grpc.aio.Channel]:
-    """The real auth service on a free port, and a channel to it."""
-    async with auth_lifespan(settings, clock=clock) as register:
+    """A real service (its lifespan's registrar) on a free port, and a channel to it."""
+    async with lifespan as register:
         running = await create_server(register, port=0)
         try:
             async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
                 yield channel
         finally:
             await running.stop(1)
+
+
+def auth_channel(
+    settings: AuthSettings, clock: Clock = utcnow
+) -> AbstractAsyncContextManager[grpc.aio.Channel]:
+    """The real auth service on a free port, and a channel to it."""
+    return served_channel(auth_lifespan(settings, clock=clock))
 
 
 #: Deposit wallets of the wallet tests (the EIP-55 example address; a real tron address).
@@ -91,13 +98,6 @@ def wallet_settings(mongodb_uri: str, database: str, **extra: str) -> WalletSett
     return WalletSettings.from_env(Env(env))
 
 
-@asynccontextmanager
-async def wallet_channel(settings: WalletSettings) -> AsyncIterator[grpc.aio.Channel]:
+def wallet_channel(settings: WalletSettings) -> AbstractAsyncContextManager[grpc.aio.Channel]:
     """The real wallet service on a free port, and a channel to it."""
-    async with wallet_lifespan(settings) as register:
-        running = await create_server(register, port=0)
-        try:
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
-                yield channel
-        finally:
-            await running.stop(1)
+    return served_channel(wallet_lifespan(settings))

@@ -57,9 +57,10 @@ def start(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
         )
 
 
-def reconcile(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def run_wallet(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m services.wallet <args>`` to the end, its output captured."""
     return subprocess.run(
-        [sys.executable, "-m", "services.wallet", "reconcile"],
+        [sys.executable, "-m", "services.wallet", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -188,7 +189,7 @@ def test_sigkill_mid_stream_loses_and_duplicates_nothing(
     assert set(counts.values()) == {1}
     for request in sent:  # a batch is one transaction: all of it or none of it
         assert len({entry.source_id in counts for entry in request.entries}) == 1
-    checked = reconcile(env)
+    checked = run_wallet(env, "reconcile")
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert checked.stdout.strip().endswith("0 differences")
 
@@ -207,7 +208,7 @@ def test_sigkill_mid_stream_loses_and_duplicates_nothing(
     assert total == sum(entry.amount.units for entry in posted) + sum(
         entry.amount.units for entry in batch_of(99, 0).entries
     )
-    assert reconcile(env).returncode == 0
+    assert run_wallet(env, "reconcile").returncode == 0
     print("after the restart:", dict(endings), f"fresh account in {fresh_seconds:.3f}s")
 
     second.send_signal(signal.SIGTERM)
@@ -240,9 +241,9 @@ def test_reconcile_exits_non_zero_on_a_corrupted_balance(
         finally:
             await client.close()
 
-    assert reconcile(env).returncode == 0  # an empty ledger agrees with itself
+    assert run_wallet(env, "reconcile").returncode == 0  # an empty ledger agrees with itself
     asyncio.run(corrupt())
-    result = reconcile(env)
+    result = run_wallet(env, "reconcile")
     assert result.returncode == 1, result.stdout + result.stderr
     assert result.stdout.splitlines() == [
         "difference: account MQC:u1: available 0.00000001 (ledger 1.50000000), "
@@ -253,15 +254,7 @@ def test_reconcile_exits_non_zero_on_a_corrupted_balance(
 
 def test_bad_currency_config_fails_with_one_line(mongodb_uri: str) -> None:
     env = wallet_env(mongodb_uri, "unused", free_port()) | {"WALLET_CURRENCIES": "MQC:99"}
-    result = subprocess.run(
-        [sys.executable, "-m", "services.wallet"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_wallet(env)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "configuration error: WALLET_CURRENCIES: precision of MQC must be 0-18"
