@@ -20,7 +20,7 @@ import itertools
 import json
 import os
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from gateway.errors import ApiError
@@ -194,6 +194,3 @@ class StoredAnswer:
         status, *lines = head.decode("latin-1").split("\n")
         headers = tuple((name, value) for name, _, value in (line.partition(":") for line in lines))
         return cls(int(status), headers, body)
-
-    def header_map(self) -> Mapping[str, str]:
-        return dict(self.headers)

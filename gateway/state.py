@@ -55,10 +55,7 @@ class State(TypedDict):
 
 def gateway_of(connection: HTTPConnection) -> Gateway:
     """The lifespan's :class:`Gateway` for this request."""
-    gateway = connection.state.gateway
-    if not isinstance(gateway, Gateway):
-        raise RuntimeError("the gateway lifespan has not run")
-    return gateway
+    return gateway_of_scope(connection.scope)
 
 
 def gateway_of_scope(scope: Scope) -> Gateway:
