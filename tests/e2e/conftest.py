@@ -45,6 +45,7 @@ class Child:
 
     def __init__(self, name: str, args: list[str], env: dict[str, str], log_dir: Path) -> None:
         self.name = name
+        self.args = args
         self.log_path = log_dir / f"{name}.log"
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
@@ -169,17 +170,12 @@ class Stack:
     def child(self, name: str) -> Child:
         return next(child for child in self.children if child.name == name)
 
-    def restart(self, name: str, *, kill: bool = False) -> None:
-        """Stop one child (SIGKILL when ``kill``; a no-op when it is gone already),
-        start it again, wait until the stack is ready."""
+    def restart(self, name: str) -> None:
+        """Stop one child (a no-op when it is gone already), start it again with
+        the same arguments, wait until the stack is ready."""
         old = self.child(name)
-        if kill:
-            old.process.kill()
-            old.process.wait()
-        else:
-            old.stop()
-        args = ["gateway"] if name == "gateway" else [f"services.{name}"]
-        self.children[self.children.index(old)] = Child(name, args, self.env, self.work_dir)
+        old.stop()
+        self.children[self.children.index(old)] = Child(name, old.args, self.env, self.work_dir)
         self._wait_ready()
 
     def private_key_pem(self) -> bytes:
