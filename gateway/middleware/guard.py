@@ -36,7 +36,13 @@ from gateway.clientip import TrustedProxies
 from gateway.guard import Claim, ClaimOutcome, GuardUnavailable, Verdict, retry_after_header
 from gateway.idempotency import StoredAnswer
 from gateway.middleware.auth import principal_of
-from gateway.ratelimit.buckets import RequestFacts, charges_for, needs_body, rate_limit_headers
+from gateway.ratelimit.buckets import (
+    RequestFacts,
+    caller_id,
+    charges_for,
+    needs_body,
+    rate_limit_headers,
+)
 from gateway.ratelimit.policy import Policy
 from gateway.state import gateway_of_scope
 from runtime import context
@@ -140,10 +146,11 @@ class GuardMiddleware:
         if key is not None or self.needs_body:
             body, receive = await _buffer(receive)
         principal = principal_of(scope)
+        user_id = principal.user_id if principal else None
         ip = self.trusted.client_ip(scope)
         claim = None
         if key is not None:
-            caller = f"u:{principal.user_id}" if principal else f"ip:{ip}"
+            caller = caller_id(user_id, ip)
             claim = Claim(
                 idempotency.record_key(caller, self.method, self.route, key),
                 idempotency.fingerprint(self.method, self.route, body),
@@ -152,7 +159,7 @@ class GuardMiddleware:
         charges = []
         if self.policy is not None:
             facts = RequestFacts(
-                user_id=principal.user_id if principal else None,
+                user_id=user_id,
                 ip=ip,
                 headers=request_headers,
                 body=body,

@@ -20,7 +20,7 @@ from typing import Any
 from gateway.guard import Charge, TierState, Verdict
 from gateway.ratelimit.policy import KeyKind, Policy, Tier
 
-__all__ = ["RequestFacts", "charges_for", "needs_body", "rate_limit_headers"]
+__all__ = ["RequestFacts", "caller_id", "charges_for", "needs_body", "rate_limit_headers"]
 
 _MAX_KEY_VALUE = 64
 
@@ -51,6 +51,12 @@ class RequestFacts:
         return None
 
 
+def caller_id(user_id: str | None, ip: str) -> str:
+    """Who is calling: the user, or the client IP when anonymous. Per-user
+    buckets and idempotency records are both scoped by it."""
+    return f"u:{user_id}" if user_id else f"ip:{ip}"
+
+
 def needs_body(policy: Policy | None) -> bool:
     return policy is not None and any(
         tier.key in (KeyKind.WALLET, KeyKind.BODY) for tier in policy.tiers
@@ -64,7 +70,7 @@ def _value(tier: Tier, facts: RequestFacts) -> str | None:
     if kind is KeyKind.IP:
         return facts.ip
     if kind is KeyKind.USER:
-        return f"u:{facts.user_id}" if facts.user_id else f"ip:{facts.ip}"
+        return caller_id(facts.user_id, facts.ip)
     if kind is KeyKind.WALLET:
         wallet = facts.body_field(tier.field or "walletAddress")
         return wallet.strip().lower() if wallet else None
