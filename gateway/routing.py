@@ -31,6 +31,7 @@ from gateway.middleware.auth import AuthMiddleware, principal_of
 from gateway.middleware.guard import GuardMiddleware, guards
 from gateway.ratelimit.policy import PolicySet
 from gateway.state import Gateway, gateway_of
+from minequest.common.v1 import common_pb2
 
 __all__ = [
     "BODY_METHODS",
@@ -40,6 +41,7 @@ __all__ = [
     "Incoming",
     "Protection",
     "build_routes",
+    "page_request",
     "read_request",
     "rpc",
 ]
@@ -120,10 +122,12 @@ def rpc(
     headers: Mapping[str, str] | None = None,
     empty_body: bool = False,
     idempotency_required: bool = False,
+    paged: bool = False,
 ) -> Endpoint:
     """A row that forwards the JSON request to one gRPC method.
 
-    ``empty_body`` answers no body (for 204 and empty replies).
+    ``empty_body`` answers no body (for 204 and empty replies). ``paged`` fills
+    the request's ``page`` from the ``pageSize``/``pageToken`` query parameters.
     """
     unknown = set(server_fields) - set(PRINCIPAL_FIELDS)
     if unknown:
@@ -137,6 +141,8 @@ def rpc(
         message = await read_request(incoming.request, request)
         for name in bound:
             setattr(message, name, PRINCIPAL_FIELDS[name](incoming.user))
+        if paged:
+            message.page.CopyFrom(page_request(incoming.request))  # type: ignore[attr-defined]
         reply = await call(incoming.gateway, message)
         return protojson.json_response(
             None if empty_body else reply, status=status, headers=answer_headers
@@ -146,17 +152,26 @@ def rpc(
         method=method,
         path=path,
         operation_id=operation_id,
-        summary=summary,
+        summary=f"{summary} (pageSize, pageToken)" if paged else summary,
         handler=handler,
         tag=tag,
         access=access,
         request=request,
         response=None if empty_body else response,
         status=status,
-        server_fields=bound,
+        server_fields=(*bound, "page") if paged else bound,
         headers=answer_headers,
         idempotency_required=idempotency_required,
     )
+
+
+def page_request(request: Request) -> common_pb2.PageRequest:
+    """A list's page from ``pageSize`` (0: the service's default) and ``pageToken``."""
+    query = request.query_params
+    size = query.get("pageSize", "0").strip() or "0"
+    if not size.isdigit() or int(size) > 10_000:
+        raise errors.invalid_field("pageSize must be a whole number", "pageSize")
+    return common_pb2.PageRequest(page_size=int(size), page_token=query.get("pageToken", ""))
 
 
 async def read_request(request: Request, message_type: type[Req]) -> Req:

@@ -11,16 +11,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
 
-from google.protobuf.message import Message
 from starlette.responses import Response
 
 from gateway import protojson, webhooks
-from gateway.errors import ApiError, invalid_field
+from gateway.errors import ApiError
 from gateway.routing import Access, Endpoint, Incoming, read_request, rpc
-from gateway.state import Gateway
-from minequest.common.v1 import common_pb2
 from minequest.wallet.v1 import wallet_pb2 as pb
 from runtime import context
 
@@ -29,56 +25,6 @@ ADMIN_TAG = "admin"
 PRIVATE = {"Cache-Control": "private, no-cache"}
 NO_STORE = {"Cache-Control": "no-store"}
 PUBLIC_WALLETS_CACHE = {"Cache-Control": "public, max-age=60"}
-
-Req = TypeVar("Req", bound=Message)
-Resp = TypeVar("Resp", bound=Message)
-
-
-def _page(incoming: Incoming) -> common_pb2.PageRequest:
-    query = incoming.request.query_params
-    size = query.get("pageSize", "0").strip() or "0"
-    if not size.isdigit() or int(size) > 10_000:
-        raise invalid_field("pageSize must be a whole number", "pageSize")
-    return common_pb2.PageRequest(page_size=int(size), page_token=query.get("pageToken", ""))
-
-
-def listing(
-    path: str,
-    *,
-    call: Callable[[Gateway, Req], Awaitable[Resp]],
-    request: type[Req],
-    response: type[Resp],
-    operation_id: str,
-    summary: str,
-    tag: str = TAG,
-    access: Access = Access.USER,
-) -> Endpoint:
-    """A GET row for a paged list: query parameters into the request, plus
-    ``pageSize``/``pageToken`` into its ``page``; the caller's ``user_id`` on user routes."""
-    owned = access is Access.USER
-
-    async def handler(incoming: Incoming) -> Response:
-        message = await read_request(incoming.request, request)
-        page = _page(incoming)
-        message.page.CopyFrom(page)  # type: ignore[attr-defined]
-        if owned:
-            message.user_id = incoming.user.user_id  # type: ignore[attr-defined]
-        reply = await call(incoming.gateway, message)
-        return protojson.json_response(reply, headers=PRIVATE)
-
-    return Endpoint(
-        "GET",
-        path,
-        handler=handler,
-        request=request,
-        response=response,
-        access=access,
-        server_fields=("user_id", "page") if owned else ("page",),
-        operation_id=operation_id,
-        summary=f"{summary} (pageSize, pageToken)",
-        tag=tag,
-        headers=PRIVATE,
-    )
 
 
 async def create_withdrawal(incoming: Incoming) -> Response:
@@ -150,13 +96,19 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         tag=TAG,
         headers=PRIVATE,
     ),
-    listing(
+    rpc(
+        "GET",
         "/api/wallet/history",
         call=lambda g, m: g.wallet.ListLedgerEntries(m),
         request=pb.ListLedgerEntriesRequest,
         response=pb.ListLedgerEntriesResponse,
         operation_id="listLedgerEntries",
         summary="The caller's ledger, newest first",
+        access=Access.USER,
+        server_fields=("user_id",),
+        paged=True,
+        headers=PRIVATE,
+        tag=TAG,
     ),
     rpc(
         "GET",
@@ -186,13 +138,19 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         tag=TAG,
         headers=NO_STORE,
     ),
-    listing(
+    rpc(
+        "GET",
         "/api/wallet/withdrawals",
         call=lambda g, m: g.wallet.ListWithdrawals(m),
         request=pb.ListWithdrawalsRequest,
         response=pb.ListWithdrawalsResponse,
         operation_id="listWithdrawals",
         summary="The caller's withdrawals, newest first",
+        access=Access.USER,
+        server_fields=("user_id",),
+        paged=True,
+        headers=PRIVATE,
+        tag=TAG,
     ),
     rpc(
         "GET",
@@ -218,7 +176,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         tag=TAG,
         headers=NO_STORE,
     ),
-    listing(
+    rpc(
+        "GET",
         "/api/admin/withdrawals",
         call=lambda g, m: g.wallet.ListWithdrawalsByState(m),
         request=pb.ListWithdrawalsByStateRequest,
@@ -227,6 +186,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         operation_id="adminListWithdrawals",
         summary="Every user's withdrawals in one state, newest first",
         tag=ADMIN_TAG,
+        paged=True,
+        headers=PRIVATE,
     ),
     Endpoint(
         "POST",
@@ -254,7 +215,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         tag=ADMIN_TAG,
         headers=NO_STORE,
     ),
-    listing(
+    rpc(
+        "GET",
         "/api/admin/deposits/unmatched",
         call=lambda g, m: g.wallet.ListUnmatchedDeposits(m),
         request=pb.ListUnmatchedDepositsRequest,
@@ -263,5 +225,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         operation_id="listUnmatchedDeposits",
         summary="Deposits whose reference matched no user, newest first",
         tag=ADMIN_TAG,
+        paged=True,
+        headers=PRIVATE,
     ),
 )
