@@ -141,7 +141,23 @@ class GuardMiddleware:
         except errors.ApiError as error:
             await _refuse(scope, receive, send, error)
             return
+        # Published for the logs and the route (a withdrawal passes it on), on
+        # every path below, failing open included.
+        context_token = context.idempotency_key.set(key)
+        try:
+            await self._guard(scope, receive, send, key=key, request_headers=request_headers)
+        finally:
+            context.idempotency_key.reset(context_token)
 
+    async def _guard(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        *,
+        key: str | None,
+        request_headers: Headers,
+    ) -> None:
         body = b""
         if key is not None or self.needs_body:
             body, receive = await _buffer(receive)
@@ -199,13 +215,9 @@ class GuardMiddleware:
             await self.app(scope, receive, _adding(send, limit_headers))
             return
 
-        context_token = context.idempotency_key.set(key)
-        try:
-            await self._idempotent(
-                scope, receive, send, verdict=verdict, claim=claim, limit_headers=limit_headers
-            )
-        finally:
-            context.idempotency_key.reset(context_token)
+        await self._idempotent(
+            scope, receive, send, verdict=verdict, claim=claim, limit_headers=limit_headers
+        )
 
     async def _idempotent(
         self,

@@ -30,10 +30,8 @@ PUBLIC_WALLETS_CACHE = {"Cache-Control": "public, max-age=60"}
 async def create_withdrawal(incoming: Incoming) -> Response:
     message = await read_request(incoming.request, pb.CreateWithdrawalRequest)
     message.user_id = incoming.user.user_id
-    # The guard middleware has checked the key and published it; the raw
-    # header is the fallback when the row runs without that middleware.
-    key = context.idempotency_key.get() or incoming.request.headers.get("idempotency-key", "")
-    message.idempotency_key = key.strip()
+    # The row requires a key: the guard middleware has parsed and published it.
+    message.idempotency_key = context.idempotency_key.get() or ""
     reply = await incoming.gateway.wallet.CreateWithdrawal(message)
     return protojson.json_response(reply, status=201, headers=NO_STORE)
 

@@ -26,6 +26,7 @@ from gateway.app import create_app
 from gateway.middleware import guard as guard_middleware
 from gateway.routing import Endpoint, Incoming
 from gateway.settings import GatewaySettings
+from runtime import context
 from runtime.config import Env
 from runtime.embedded import EmbeddedRedis, free_port
 from runtime.log import Throttle
@@ -85,6 +86,9 @@ def rows(calls: Calls) -> tuple[Endpoint, ...]:
 
         return handler
 
+    async def echo_key(incoming: Incoming) -> Response:
+        return JSONResponse({"key": context.idempotency_key.get()})
+
     async def plain(incoming: Incoming) -> Response:
         calls.count[incoming.request.url.path] += 1
         return JSONResponse({"ok": True})
@@ -101,6 +105,7 @@ def rows(calls: Calls) -> tuple[Endpoint, ...]:
         row("GET", "/t/shadowed", plain),
         row("GET", "/t/open", plain),
         row("POST", "/t/plain", plain),
+        row("POST", "/t/echo-key", echo_key),
     )
 
 
@@ -396,6 +401,15 @@ async def test_without_redis_open_routes_pass_and_closed_routes_answer_503(
     assert closed.headers["retry-after"] == "1"
     assert "retry" in body["detail"]
     assert calls.count["pay"] == 0
+
+
+async def test_the_route_sees_the_parsed_key_even_when_failing_open(tmp_path: Path) -> None:
+    """A route that passes the key on (a withdrawal does) gets it unquoted,
+    with or without Redis."""
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    async with gateway(tmp_path, dead, Calls()) as client, client() as http:
+        answer = await http.post("/t/echo-key", json={}, headers={"Idempotency-Key": '"k-7"'})
+    assert answer.json() == {"key": "k-7"}
 
 
 async def test_a_stopped_redis_fails_fast_and_recovery_follows(tmp_path: Path) -> None:
