@@ -963,6 +963,19 @@ def profile(
     if recorder.returncode != 0 or not raw.exists():
         print(f"\n--profile: py-spy failed ({recorder.returncode}): {problem.strip()[-400:]}")
         return
+    self_samples, inclusive, total = read_stacks(raw)
+    print()
+    print(
+        f"Profile of ({server.variant.key}) {server.variant.label} under load "
+        f"({loaded.rps:.0f} req/s while sampled; py-spy {total} samples;\n"
+        f"  raw stacks: {raw}, kept with --keep)"
+    )
+    print_top(self_samples, inclusive, total)
+
+
+def read_stacks(raw: Path) -> tuple[Counter[str], Counter[str], int]:
+    """Samples per frame from py-spy's ``--format raw`` (collapsed stacks): self
+    (the innermost frame) and inclusive (anywhere on the stack), and the total."""
     self_samples: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
     total = 0
@@ -979,17 +992,20 @@ def profile(
         self_samples[frames[-1]] += count
         for frame in set(frames):
             inclusive[frame] += count
-    print()
-    print(
-        f"Profile of ({server.variant.key}) {server.variant.label} under load "
-        f"({loaded.rps:.0f} req/s while sampled; py-spy {total} samples;\n"
-        f"  raw stacks: {raw}, kept with --keep)"
-    )
-    print("  self time (top 25):")
-    for frame, count in self_samples.most_common(25):
+    return self_samples, inclusive, total
+
+
+def print_top(
+    self_samples: Counter[str], inclusive: Counter[str], total: int, most: int = 25
+) -> None:
+    if not total:
+        print("  no samples")
+        return
+    print(f"  self time (top {most}):")
+    for frame, count in self_samples.most_common(most):
         print(f"    {100 * count / total:5.1f}%  {frame}")
-    print("  inclusive (top 40):")
-    for frame, count in inclusive.most_common(40):
+    print(f"  inclusive (top {most + 15}):")
+    for frame, count in inclusive.most_common(most + 15):
         print(f"    {100 * count / total:5.1f}%  {frame}")
 
 
@@ -1245,16 +1261,22 @@ def _terminate(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)  # unwinds: every child and store is stopped
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
+def run_in_work_folder(
+    run: Callable[[argparse.Namespace, Path], None], args: argparse.Namespace, prefix: str
+) -> int:
+    """Run a bench in a fresh work folder (kept with ``--keep``); SIGTERM
+    unwinds like Ctrl-C, so every child process and store is stopped."""
     signal.signal(signal.SIGTERM, _terminate)
     if args.keep:
-        work = Path(tempfile.mkdtemp(prefix="mq-bench-"))
-        run(args, work)
+        run(args, Path(tempfile.mkdtemp(prefix=prefix)))
         return 0
-    with tempfile.TemporaryDirectory(prefix="mq-bench-") as folder:
+    with tempfile.TemporaryDirectory(prefix=prefix) as folder:
         run(args, Path(folder))
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_in_work_folder(run, parse_args(argv), "mq-bench-")
 
 
 if __name__ == "__main__":

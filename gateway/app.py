@@ -26,26 +26,31 @@ from gateway.clientip import TrustedProxies
 from gateway.guard import Guard
 from gateway.middleware import BodyLimitMiddleware, MetricsMiddleware, RequestIdMiddleware
 from gateway.openapi import build_openapi
-from gateway.redis_pipe import PipelinedRedis
 from gateway.routes import ENDPOINTS
 from gateway.routes.auth import fetch_jwk_set
 from gateway.routing import Endpoint, Protection, build_routes
 from gateway.settings import GatewaySettings
 from gateway.state import Backend, Gateway, State
 from minequest.auth.v1 import auth_pb2, auth_pb2_grpc
+from minequest.mining.v1 import mining_pb2, mining_pb2_grpc
+from minequest.quests.v1 import quests_pb2, quests_pb2_grpc
 from minequest.wallet.v1 import wallet_pb2, wallet_pb2_grpc
 from runtime.grpc_client import insecure_channel
+from runtime.redis_pipe import PipelinedRedis
 from runtime.stores import mongo_client, redis_client
 
 log = logging.getLogger(__name__)
 
 AUTH_SERVICE = auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name
 WALLET_SERVICE = wallet_pb2.DESCRIPTOR.services_by_name["WalletService"].full_name
+QUESTS_SERVICE = quests_pb2.DESCRIPTOR.services_by_name["QuestsService"].full_name
+MINING_SERVICE = mining_pb2.DESCRIPTOR.services_by_name["MiningService"].full_name
 EXPOSED_HEADERS = [
     "X-Request-ID",
     "Retry-After",
     "Location",
     "X-Idempotency",
+    "X-Cache",
     "RateLimit-Limit",
     "RateLimit-Remaining",
     "RateLimit-Reset",
@@ -81,6 +86,12 @@ def create_app(settings: GatewaySettings, endpoints: Iterable[Endpoint] = ENDPOI
         wallet_channel = insecure_channel(
             settings.wallet_service_addr, default_timeout=settings.grpc_timeout_seconds
         )
+        quests_channel = insecure_channel(
+            settings.quests_service_addr, default_timeout=settings.grpc_timeout_seconds
+        )
+        mining_channel = insecure_channel(
+            settings.mining_service_addr, default_timeout=settings.grpc_timeout_seconds
+        )
 
         verifier = TokenVerifier(
             lambda: fetch_jwk_set(auth),
@@ -111,9 +122,13 @@ def create_app(settings: GatewaySettings, endpoints: Iterable[Endpoint] = ENDPOI
             settings=settings,
             auth=auth,
             wallet=wallet_pb2_grpc.WalletServiceStub(wallet_channel),
+            quests=quests_pb2_grpc.QuestsServiceStub(quests_channel),
+            mining=mining_pb2_grpc.MiningServiceStub(mining_channel),
             backends=(
                 Backend("auth", AUTH_SERVICE, auth_channel),
                 Backend("wallet", WALLET_SERVICE, wallet_channel),
+                Backend("quests", QUESTS_SERVICE, quests_channel),
+                Backend("mining", MINING_SERVICE, mining_channel),
             ),
             verifier=verifier,
             guard=Guard(
@@ -132,6 +147,8 @@ def create_app(settings: GatewaySettings, endpoints: Iterable[Endpoint] = ENDPOI
             extra={
                 "auth_service": settings.auth_service_addr,
                 "wallet_service": settings.wallet_service_addr,
+                "quests_service": settings.quests_service_addr,
+                "mining_service": settings.mining_service_addr,
                 "redis": redis is not None,
                 "mongodb": mongo is not None,
             },
@@ -141,6 +158,8 @@ def create_app(settings: GatewaySettings, endpoints: Iterable[Endpoint] = ENDPOI
         finally:
             await auth_channel.close()
             await wallet_channel.close()
+            await quests_channel.close()
+            await mining_channel.close()
             if redis is not None:
                 await redis.aclose()
             if guard_redis is not None:

@@ -4,6 +4,7 @@ This is the one place that translates errors to HTTP:
 
     ApiError            the gateway's own refusals (bad JSON, missing token, ...)
     grpc.aio.AioRpcError  a service's status, through :data:`HTTP_STATUS`
+                        (:data:`REASON_HTTP_STATUS` first, for a few reasons)
     HTTPException       Starlette's routing answers (404, 405)
     anything else       logged with its stack, answered 500 ``internal``
 
@@ -29,8 +30,10 @@ from starlette.responses import Response
 
 from runtime import context
 from runtime.errors import decode_rpc_error
+from runtime.log import Throttle
 
 log = logging.getLogger(__name__)
+_LOG_THROTTLE = Throttle(5.0)
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -49,6 +52,14 @@ HTTP_STATUS: Mapping[grpc.StatusCode, int] = {
     grpc.StatusCode.UNIMPLEMENTED: 501,
     grpc.StatusCode.UNAVAILABLE: 503,
     grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+}
+
+#: Reasons whose HTTP status is not their gRPC code's: a full click queue is
+#: backpressure (503, retry), not the caller's quota (DESIGN.md); a key reused
+#: with another body is 422, as the gateway's own idempotency answers it.
+REASON_HTTP_STATUS: Mapping[str, int] = {
+    "queue_full": 503,
+    "idempotency_key_reused": 422,
 }
 
 #: Machine codes for statuses a service answered without an ``ErrorInfo``.
@@ -118,8 +129,9 @@ def problem(
     field: str | None = None,
     headers: Mapping[str, str] | None = None,
     request_id: str | None = None,
+    extensions: Mapping[str, Any] | None = None,
 ) -> Response:
-    """An ``application/problem+json`` response."""
+    """An ``application/problem+json`` response (``extensions``: more members)."""
     body: dict[str, Any] = {
         "type": "about:blank",
         "title": _title(status),
@@ -130,6 +142,8 @@ def problem(
     }
     if field:
         body["field"] = field
+    if extensions:
+        body.update(extensions)
     all_headers = dict(headers or {})
     if status == 401:
         all_headers.setdefault("WWW-Authenticate", "Bearer")
@@ -157,15 +171,24 @@ def from_api_error(error: ApiError) -> Response:
 def from_rpc_error(error: grpc.aio.AioRpcError) -> Response:
     """Translate a failed gRPC call through the one status table."""
     info = decode_rpc_error(error)
-    status = http_status(info.code)
+    status = REASON_HTTP_STATUS.get(info.reason or "", 0) or http_status(info.code)
     code = info.reason or _DEFAULT_CODES.get(info.code, info.code.name.lower())
     detail = info.message
     if status >= 500:
-        log.warning(
-            "service answered %s",
-            info.code.name,
-            extra={"grpc_code": info.code.name, "grpc_message": info.message},
-        )
+        # One line per code and reason every few seconds: a full queue or a
+        # service outage at launch-day traffic must not flood the logs.
+        held = _LOG_THROTTLE.allow((info.code, info.reason))
+        if held is not None:
+            log.warning(
+                "service answered %s",
+                info.code.name,
+                extra={
+                    "grpc_code": info.code.name,
+                    "grpc_message": info.message,
+                    "reason": info.reason,
+                    "held": held,
+                },
+            )
         if info.reason is None:
             detail = (
                 "a backend service is unavailable; retry later"

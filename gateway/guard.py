@@ -9,7 +9,7 @@ claim. So a protected request costs at most two Redis round trips.
 Redis that is down or silent for longer than its timeout raises
 :class:`GuardUnavailable` (within the timeout, never a hang); the middleware
 then fails open or closed as the route's policy says. The calls go over one
-pipelined connection (:mod:`gateway.redis_pipe`).
+pipelined connection (:mod:`runtime.redis_pipe`).
 
 Keys are ``mq:rl:<policy>:<tier>:<value>`` and ``mq:idem:<digest>``. A script
 touches several keys (the global bucket with the caller's), so on Redis
@@ -29,9 +29,9 @@ from typing import Any
 
 from gateway.idempotency import StoredAnswer
 from gateway.ratelimit.policy import Tier
-from gateway.redis_pipe import PipelinedRedis, PipelineUnavailable
 from runtime.log import Throttle
 from runtime.metrics import REDIS_LATENCY_MS
+from runtime.redis_pipe import PipelinedRedis, PipelineUnavailable
 
 __all__ = ["Charge", "Claim", "ClaimOutcome", "Guard", "GuardUnavailable", "TierState", "Verdict"]
 

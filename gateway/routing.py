@@ -97,6 +97,10 @@ class Endpoint:
     #: A request without an ``Idempotency-Key`` is refused (400). Any other
     #: POST/PATCH/DELETE that carries one is still deduplicated.
     idempotency_required: bool = False
+    #: The service deduplicates on the key itself, atomically with its write
+    #: (the click pipeline): the gateway checks and passes the key on but keeps
+    #: no record, saving its two Redis round trips' idempotency work.
+    idempotency_in_service: bool = False
 
 
 #: Request fields the gateway fills from the caller's verified token.
@@ -216,6 +220,7 @@ def _row_stack(row: Endpoint, protection: Protection) -> ASGIApp:
             route=row.path,
             policy=policy,
             idempotency_required=row.idempotency_required,
+            idempotency_in_service=row.idempotency_in_service,
             trusted_proxies=protection.trusted_proxies,
         )
     return AuthMiddleware(app, row.access)

@@ -36,6 +36,8 @@ class GatewaySettings:
     idempotency_lease_seconds: float
     idempotency_retention_seconds: int
     wallet_service_addr: str = default_service_addr("wallet")
+    quests_service_addr: str = default_service_addr("quests")
+    mining_service_addr: str = default_service_addr("mining")
     #: Shared secret of the deposit provider's webhook; None: the route answers 503.
     deposit_webhook_secret: str | None = None
     deposit_webhook_tolerance_seconds: int = 300
@@ -68,6 +70,12 @@ class GatewaySettings:
             ),
             wallet_service_addr=_address(
                 env, "WALLET_SERVICE_ADDR", default_service_addr("wallet")
+            ),
+            quests_service_addr=_address(
+                env, "QUESTS_SERVICE_ADDR", default_service_addr("quests")
+            ),
+            mining_service_addr=_address(
+                env, "MINING_SERVICE_ADDR", default_service_addr("mining")
             ),
             deposit_webhook_secret=_secret(env, "DEPOSIT_WEBHOOK_SECRET"),
             deposit_webhook_tolerance_seconds=env.integer(

@@ -22,6 +22,8 @@ from gateway.settings import GatewaySettings
 
 if TYPE_CHECKING:
     from minequest.auth.v1.auth_pb2_grpc import AuthServiceAsyncStub
+    from minequest.mining.v1.mining_pb2_grpc import MiningServiceAsyncStub
+    from minequest.quests.v1.quests_pb2_grpc import QuestsServiceAsyncStub
     from minequest.wallet.v1.wallet_pb2_grpc import WalletServiceAsyncStub
 
 
@@ -39,6 +41,8 @@ class Gateway:
     settings: GatewaySettings
     auth: AuthServiceAsyncStub
     wallet: WalletServiceAsyncStub
+    quests: QuestsServiceAsyncStub
+    mining: MiningServiceAsyncStub
     backends: tuple[Backend, ...]
     verifier: TokenVerifier
     guard: Guard

@@ -27,9 +27,7 @@ from redis.exceptions import RedisError
 
 from runtime.config import ServiceSettings
 from runtime.interceptors import ServerInterceptor
-from runtime.log import configure_logging
-from runtime.metrics import start_metrics_server
-from runtime.tracing import setup_tracing
+from runtime.process import MetricsPortUnavailable, start_process
 
 log = logging.getLogger(__name__)
 
@@ -98,15 +96,18 @@ async def serve(
     and yields the registrar; leaving it closes them, after the server has
     drained.
     """
-    configure_logging(settings.service, settings.log_level)
     prefix = settings.service.upper()
     try:
-        start_metrics_server(settings.metrics_port, settings.grpc_host)
-    except OSError as error:
-        raise SystemExit(
-            f"{prefix}_METRICS_PORT: cannot listen on {settings.metrics_port}: {error.strerror}"
-        ) from None
-    shutdown_tracing = setup_tracing(settings.service, settings.otlp_endpoint)
+        shutdown_tracing = start_process(
+            settings.service,
+            log_level=settings.log_level,
+            metrics_port=settings.metrics_port,
+            metrics_host=settings.grpc_host,
+            metrics_variable=f"{prefix}_METRICS_PORT",
+            otlp_endpoint=settings.otlp_endpoint,
+        )
+    except MetricsPortUnavailable as error:
+        raise SystemExit(str(error)) from None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

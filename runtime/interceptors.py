@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
-import pymongo.errors
-import redis.exceptions
 from grpc.aio import ServicerContext
 
 from runtime import context
@@ -22,19 +21,13 @@ from runtime.metrics import (
     GRPC_SERVER_SECONDS,
     split_method,
 )
+from runtime.stores import STORE_OUTAGES
 
 log = logging.getLogger(__name__)
 
 #: One outage line per method every 5 s, however many calls fail.
 _OUTAGE_LOG = Throttle(5.0)
 
-#: Store failures that are outages, not bugs: answered UNAVAILABLE (HTTP 503
-#: with Retry-After), so clients retry instead of reporting a 500.
-STORE_OUTAGES: tuple[type[Exception], ...] = (
-    pymongo.errors.ConnectionFailure,
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
-)
 
 Context = ServicerContext[Any, Any]
 Behavior = Callable[[Any, Context], Awaitable[Any]]
@@ -59,6 +52,11 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
     with a generic message: a client never sees a stack trace.
     """
 
+    def __init__(self) -> None:
+        #: method -> (the service's handler, our wrapper of it), built once per
+        #: method rather than per call: this runs on every RPC of the hot path.
+        self._wrapped: dict[str, tuple[Any, grpc.RpcMethodHandler[Any, Any]]] = {}
+
     async def intercept_service(
         self,
         continuation: Callable[
@@ -69,60 +67,76 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None or handler.unary_unary is None:
             return handler
-        service, method = split_method(handler_call_details.method)
+        full_method = handler_call_details.method
+        cached = self._wrapped.get(full_method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        service, method = split_method(full_method)
         if service.startswith("grpc."):
             return handler  # health and reflection: not our business metrics
-        inner: Behavior = handler.unary_unary  # type: ignore[assignment]
-        incoming_id = _metadata_value(
-            handler_call_details.invocation_metadata, context.REQUEST_ID_HEADER
-        )
+        wrapped = _wrap(handler, service, method)
+        self._wrapped[full_method] = (handler, wrapped)
+        return wrapped
 
-        async def behavior(request: Any, ctx: Context) -> Any:
-            request_id = incoming_id if context.valid_request_id(incoming_id) else None
-            token = context.request_id.set(request_id or context.new_request_id())
-            started = time.perf_counter()
-            code = grpc.StatusCode.OK
-            try:
-                return await inner(request, ctx)
-            except DomainError as error:
-                status = to_grpc_status(error)
-                code = status_code_of(error)
-                await ctx.abort(status.code, status.details, status.trailing_metadata)
-            except grpc.aio.AbortError:  # the handler called ctx.abort itself
-                code = _code_of(ctx)
-                raise
-            except STORE_OUTAGES as error:
-                held = _OUTAGE_LOG.allow((service, method))
-                if held is not None:
-                    log.warning(
-                        "store unavailable in %s/%s: %s",
-                        service,
-                        method,
-                        error,
-                        extra={"held": held},
-                    )
-                outage = Unavailable(
-                    "a data store is unavailable; retry shortly",
-                    reason="store_unavailable",
-                    retry_after=1,
+
+def _wrap(
+    handler: grpc.RpcMethodHandler[Any, Any], service: str, method: str
+) -> grpc.RpcMethodHandler[Any, Any]:
+    """``handler`` with the request id bound, errors mapped, and the call counted."""
+    inner: Behavior = handler.unary_unary  # type: ignore[assignment]
+    seconds = GRPC_SERVER_SECONDS.labels(service, method)
+    handled: dict[grpc.StatusCode, Any] = {}
+
+    async def behavior(request: Any, ctx: Context) -> Any:
+        incoming_id = _metadata_value(ctx.invocation_metadata(), context.REQUEST_ID_HEADER)
+        request_id = incoming_id if context.valid_request_id(incoming_id) else None
+        token = context.request_id.set(request_id or context.new_request_id())
+        started = time.perf_counter()
+        code = grpc.StatusCode.OK
+        try:
+            return await inner(request, ctx)
+        except DomainError as error:
+            status = to_grpc_status(error)
+            code = status_code_of(error)
+            await ctx.abort(status.code, status.details, status.trailing_metadata)
+        except grpc.aio.AbortError:  # the handler called ctx.abort itself
+            code = _code_of(ctx)
+            raise
+        except STORE_OUTAGES as error:
+            held = _OUTAGE_LOG.allow((service, method))
+            if held is not None:
+                log.warning(
+                    "store unavailable in %s/%s: %s",
+                    service,
+                    method,
+                    error,
+                    extra={"held": held},
                 )
-                status = to_grpc_status(outage)
-                code = status.code
-                await ctx.abort(status.code, status.details, status.trailing_metadata)
-            except Exception:
-                log.exception("unhandled error in %s/%s", service, method)
-                code = grpc.StatusCode.INTERNAL
-                await ctx.abort(grpc.StatusCode.INTERNAL, "internal error")
-            finally:
-                GRPC_SERVER_SECONDS.labels(service, method).observe(time.perf_counter() - started)
-                GRPC_SERVER_HANDLED.labels(service, method, code.name).inc()
-                context.request_id.reset(token)
+            outage = Unavailable(
+                "a data store is unavailable; retry shortly",
+                reason="store_unavailable",
+                retry_after=1,
+            )
+            status = to_grpc_status(outage)
+            code = status.code
+            await ctx.abort(status.code, status.details, status.trailing_metadata)
+        except Exception:
+            log.exception("unhandled error in %s/%s", service, method)
+            code = grpc.StatusCode.INTERNAL
+            await ctx.abort(grpc.StatusCode.INTERNAL, "internal error")
+        finally:
+            seconds.observe(time.perf_counter() - started)
+            counter = handled.get(code)
+            if counter is None:
+                counter = handled[code] = GRPC_SERVER_HANDLED.labels(service, method, code.name)
+            counter.inc()
+            context.request_id.reset(token)
 
-        return grpc.unary_unary_rpc_method_handler(
-            behavior,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+    return grpc.unary_unary_rpc_method_handler(
+        behavior,
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )
 
 
 class ClientInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
@@ -167,5 +181,16 @@ class ClientInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
             code = error.code()
             raise
         finally:
-            GRPC_CLIENT_SECONDS.labels(service, name).observe(time.perf_counter() - started)
-            GRPC_CLIENT_HANDLED.labels(service, name, code.name).inc()
+            _client_seconds(service, name).observe(time.perf_counter() - started)
+            _client_handled(service, name, code.name).inc()
+
+
+@functools.cache
+def _client_seconds(service: str, method: str) -> Any:
+    """A series looked up once per label set (``labels()`` locks on every call)."""
+    return GRPC_CLIENT_SECONDS.labels(service, method)
+
+
+@functools.cache
+def _client_handled(service: str, method: str, code: str) -> Any:
+    return GRPC_CLIENT_HANDLED.labels(service, method, code)

@@ -56,3 +56,8 @@ REDIS_LATENCY_MS = Histogram(
     ["operation"],
     buckets=(0.25, 0.5, 1, 2, 5, 10, 25, 50, 100, 250, 1000),
 )
+
+#: DESIGN.md's cache counters, shared by every process that caches (one
+#: definition, so services that run in one test process never register twice).
+CACHE_HITS = Counter("cache_hits_total", "Cache lookups answered from the cache.", ["cache"])
+CACHE_MISSES = Counter("cache_misses_total", "Cache lookups that missed.", ["cache"])

@@ -1,4 +1,5 @@
-"""Client factories for MongoDB (PyMongo's asyncio API) and Redis (redis.asyncio).
+"""Client factories for MongoDB (PyMongo's asyncio API) and Redis (redis.asyncio),
+and the two store failures every service tells apart.
 
 Processes create their clients in their lifespan and close them on the way
 out; nothing here is a module-global client.
@@ -8,8 +9,30 @@ from __future__ import annotations
 
 from typing import Any
 
+import pymongo.errors
 import redis.asyncio as aioredis
+import redis.exceptions
 from pymongo import AsyncMongoClient
+
+#: Store failures that are outages, not bugs: a service answers them
+#: UNAVAILABLE (HTTP 503 with Retry-After), a worker waits them out.
+STORE_OUTAGES: tuple[type[Exception], ...] = (
+    pymongo.errors.ConnectionFailure,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+)
+
+DUPLICATE_KEY = 11000
+
+
+def is_duplicate_key(error: BaseException) -> bool:
+    """A unique index refused a write (alone, or every refusal of a bulk write)."""
+    if isinstance(error, pymongo.errors.DuplicateKeyError):
+        return True
+    if isinstance(error, pymongo.errors.BulkWriteError):
+        write_errors = error.details.get("writeErrors") or []
+        return bool(write_errors) and all(e.get("code") == DUPLICATE_KEY for e in write_errors)
+    return False
 
 
 def mongo_client(

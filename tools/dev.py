@@ -70,6 +70,17 @@ def _auth_dev_env(env: Env, data_dir: Path) -> tuple[dict[str, str], list[str]]:
     return values, notes
 
 
+def _quests_dev_env(env: Env, data_dir: Path) -> tuple[dict[str, str], list[str]]:
+    """Quests calls auth and wallet: hand it their addresses as the gateway gets them."""
+    values = {}
+    for name in ("auth", "wallet"):
+        prefix = name.upper()
+        host = _dial_host(env.string(f"{prefix}_GRPC_HOST", "127.0.0.1"))
+        port = env.string(f"{prefix}_GRPC_PORT", str(SERVICE_PORTS[name].grpc))
+        values[f"{prefix}_SERVICE_ADDR"] = env.string(f"{prefix}_SERVICE_ADDR", f"{host}:{port}")
+    return values, []
+
+
 @dataclass(frozen=True, slots=True)
 class GrpcService:
     """A gRPC service run as ``python -m services.<name>``, configured by
@@ -87,6 +98,8 @@ class GrpcService:
 SERVICES: tuple[GrpcService, ...] = (
     GrpcService("auth", dev_env=_auth_dev_env),
     GrpcService("wallet"),
+    GrpcService("mining"),
+    GrpcService("quests", dev_env=_quests_dev_env),
 )
 
 
@@ -145,6 +158,7 @@ def dev_plan(env: Env) -> DevPlan:
         addresses[f"{prefix}_SERVICE_ADDR"] = env.string(
             f"{prefix}_SERVICE_ADDR", f"{_dial_host(host)}:{port}"
         )
+    processes.append(_mining_worker(env, python, addresses))
     host = env.string("GATEWAY_HOST", "127.0.0.1")
     port = env.integer("GATEWAY_PORT", 8080, minimum=1, maximum=65535)
     ready = Ready(_dial_host(host), port, "/api/health")
@@ -164,6 +178,19 @@ def dev_plan(env: Env) -> DevPlan:
         notes=tuple(notes),
         gateway_url=f"http://{ready.host}:{ready.port}",
         stop_timeout=grace + 5.0,
+    )
+
+
+def _mining_worker(env: Env, python: str, addresses: dict[str, str]) -> ProcessSpec:
+    """The click worker: it drains the stream and credits through the wallet.
+    It has no gRPC port, so it counts as started at once."""
+    host = env.string("MINING_GRPC_HOST", "127.0.0.1")
+    metrics = env.integer("MINING_WORKER_METRICS_PORT", 9105, minimum=0, maximum=65535)
+    return ProcessSpec(
+        name="mining-worker",
+        argv=(python, "-m", "services.mining", "worker"),
+        env={**addresses, "MINING_WORKER_METRICS_PORT": str(metrics)},
+        ports=(PortClaim("MINING_WORKER_METRICS_PORT", host, metrics),) if metrics else (),
     )
 
 

@@ -23,14 +23,14 @@ class Served:
     count = 0
 
 
-def counted(app: ASGIApp) -> ASGIApp:
-    """``app`` inside an outermost layer that counts answered operations."""
+def counted(app: ASGIApp, path: str = OP_PATH) -> ASGIApp:
+    """``app`` inside an outermost layer that counts answered requests to ``path``."""
 
     async def counting(scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await app(scope, receive, send)
         finally:
-            if scope["type"] == "http" and scope["path"] == OP_PATH:
+            if scope["type"] == "http" and scope["path"] == path:
                 Served.count += 1
 
     return counting

@@ -5,6 +5,8 @@ Per request, inside authentication:
 1. ``Idempotency-Key``: required on rows marked so (400
    ``idempotency_key_required`` without it), honoured on any other
    POST/PUT/PATCH/DELETE that carries one; parsed (400 when malformed).
+   Rows whose service deduplicates itself (``idempotency_in_service``, the
+   click pipeline) stop here: the key is published, no record is kept.
 2. One script call (:meth:`gateway.guard.Guard.check`) charges every tier of
    the route's policy and claims the idempotency record.
 3. Refused by a tier → 429 ``rate_limited`` with ``Retry-After`` (shadow
@@ -107,6 +109,7 @@ class GuardMiddleware:
         policy: Policy | None,
         idempotency_required: bool,
         trusted_proxies: TrustedProxies,
+        idempotency_in_service: bool = False,
     ) -> None:
         self.app = app
         self.method = method
@@ -114,6 +117,8 @@ class GuardMiddleware:
         self.policy = policy
         self.required = idempotency_required
         self.honours_key = honours_key(method, idempotency_required)
+        #: The key is checked and published, but the service keeps the record.
+        self.keeps_record = not idempotency_in_service
         self.needs_body = needs_body(policy)
         self.trusted = trusted_proxies
 
@@ -158,17 +163,18 @@ class GuardMiddleware:
         key: str | None,
         request_headers: Headers,
     ) -> None:
+        record_key = key if self.keeps_record else None
         body = b""
-        if key is not None or self.needs_body:
+        if record_key is not None or self.needs_body:
             body, receive = await _buffer(receive)
         principal = principal_of(scope)
         user_id = principal.user_id if principal else None
         ip = self.trusted.client_ip(scope)
         claim = None
-        if key is not None:
+        if record_key is not None:
             caller = caller_id(user_id, ip)
             claim = Claim(
-                idempotency.record_key(caller, self.method, self.route, key),
+                idempotency.record_key(caller, self.method, self.route, record_key),
                 idempotency.fingerprint(self.method, self.route, body),
                 idempotency.claim_token(),
             )

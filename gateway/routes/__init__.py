@@ -4,9 +4,15 @@ Add a service's routes by adding its module's ``ENDPOINTS`` here; the
 Starlette routes and the OpenAPI document both follow.
 """
 
-from gateway.routes import auth, system, wallet
+from gateway.routes import auth, mining, quests, system, wallet
 from gateway.routing import Endpoint
 
-ENDPOINTS: tuple[Endpoint, ...] = (*auth.ENDPOINTS, *wallet.ENDPOINTS, *system.ENDPOINTS)
+ENDPOINTS: tuple[Endpoint, ...] = (
+    *auth.ENDPOINTS,
+    *mining.ENDPOINTS,
+    *wallet.ENDPOINTS,
+    *quests.ENDPOINTS,
+    *system.ENDPOINTS,
+)
 
 __all__ = ["ENDPOINTS"]

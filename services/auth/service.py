@@ -14,6 +14,7 @@ from grpc.aio import ServicerContext
 from pymongo.errors import DuplicateKeyError
 
 from minequest.auth.v1 import auth_pb2, auth_pb2_grpc
+from runtime.errors import InvalidArgument
 from runtime.timestamps import aware, to_timestamp
 from services.auth import otp, validation
 from services.auth.errors import (
@@ -43,6 +44,8 @@ Context = ServicerContext[Any, Any]
 Clock = Callable[[], datetime]
 
 ROLES = {"user": auth_pb2.ROLE_USER, "admin": auth_pb2.ROLE_ADMIN}
+#: Most user ids one ListPublicProfiles call may ask for.
+MAX_PUBLIC_PROFILES = 500
 
 
 def utcnow() -> datetime:
@@ -61,6 +64,15 @@ def user_message(doc: Doc) -> auth_pb2.User:
         referred_by=doc.get("referred_by") or "",
         created_at=to_timestamp(doc.get("created_at")),
         updated_at=to_timestamp(doc.get("updated_at")),
+    )
+
+
+def public_profile(doc: Doc) -> auth_pb2.PublicProfile:
+    """What other services may show of a user: id, wallet, username."""
+    return auth_pb2.PublicProfile(
+        user_id=doc["_id"],
+        wallet_address=doc["wallet_address"],
+        username=doc.get("username") or "",
     )
 
 
@@ -361,3 +373,29 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
         if user is None:
             raise UserNotFound("no such user")
         return auth_pb2.UpdateProfileResponse(user=user_message(user))
+
+    # public profiles (internal: the quests service's leaderboard and lookups) ----
+
+    async def GetPublicProfile(
+        self, request: auth_pb2.GetPublicProfileRequest, context: Context
+    ) -> auth_pb2.GetPublicProfileResponse:
+        wallet = validation.wallet_address(request.wallet_address)
+        user = await self.store.user_by("wallet_address", wallet)
+        if user is None:
+            raise UserNotFound("no user holds this wallet address")
+        return auth_pb2.GetPublicProfileResponse(profile=public_profile(user))
+
+    async def ListPublicProfiles(
+        self, request: auth_pb2.ListPublicProfilesRequest, context: Context
+    ) -> auth_pb2.ListPublicProfilesResponse:
+        ids = list(dict.fromkeys(request.user_ids))
+        if len(ids) > MAX_PUBLIC_PROFILES:
+            raise InvalidArgument(
+                f"at most {MAX_PUBLIC_PROFILES} user ids per call",
+                reason="too_many_user_ids",
+                field="user_ids",
+            )
+        users = await self.store.users_by_ids(ids)
+        return auth_pb2.ListPublicProfilesResponse(
+            profiles=[public_profile(users[i]) for i in ids if i in users]
+        )

@@ -89,6 +89,13 @@ class AuthStore:
     async def user_by(self, field: str, value: str) -> Doc | None:
         return await self.users.find_one({field: value})
 
+    async def users_by_ids(self, user_ids: list[str]) -> dict[str, Doc]:
+        """The users among ``user_ids``, by id (unknown ids are left out)."""
+        if not user_ids:
+            return {}
+        found = self.users.find({"_id": {"$in": user_ids}}, {"wallet_address": 1, "username": 1})
+        return {doc["_id"]: doc async for doc in found}
+
     async def update_user(self, user_id: str, changes: Doc, now: datetime) -> Doc | None:
         try:
             return await self.users.find_one_and_update(

@@ -12,8 +12,8 @@ import re
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
-from eth_utils.address import is_checksum_address, is_hex_address, to_checksum_address
 
+from runtime.addresses import InvalidEvmAddress, eip55
 from services.auth.errors import (
     InvalidEmail,
     InvalidPhone,
@@ -28,17 +28,10 @@ _REFERRAL = re.compile(r"^[A-Z2-7]{8}$")
 
 def wallet_address(value: str, field: str = "walletAddress") -> str:
     """The EIP-55 checksummed form of ``value``, or :class:`InvalidWalletAddress`."""
-    value = value.strip()
-    if not is_hex_address(value) or not value.startswith("0x"):
-        raise InvalidWalletAddress(
-            "wallet address must be 0x followed by 40 hex digits", field=field
-        )
-    digits = value[2:]
-    if digits not in (digits.lower(), digits.upper()) and not is_checksum_address(value):
-        raise InvalidWalletAddress(
-            "wallet address has mixed case but is not a valid EIP-55 checksum", field=field
-        )
-    return str(to_checksum_address(value))
+    try:
+        return eip55(value)
+    except InvalidEvmAddress as error:
+        raise InvalidWalletAddress(f"wallet address {error}", field=field) from None
 
 
 def email(value: str, field: str = "email") -> str:

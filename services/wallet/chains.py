@@ -16,8 +16,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-from eth_utils.address import is_checksum_address, is_hex_address, to_checksum_address
-
+from runtime.addresses import InvalidEvmAddress, eip55
 from services.wallet.errors import InvalidAddress, InvalidDeposit, UnknownChain
 
 EVM_CHAINS = frozenset({"ethereum", "bsc", "polygon", "arbitrum", "optimism", "base", "avalanche"})
@@ -49,14 +48,10 @@ def normalize_address(chain: str, value: str, field: str = "address") -> str:
 
 
 def _evm_address(value: str, field: str) -> str:
-    if not value.startswith("0x") or not is_hex_address(value):
-        raise InvalidAddress("address must be 0x followed by 40 hex digits", field=field)
-    digits = value[2:]
-    if digits not in (digits.lower(), digits.upper()) and not is_checksum_address(value):
-        raise InvalidAddress(
-            "address has mixed case but is not a valid EIP-55 checksum", field=field
-        )
-    return str(to_checksum_address(value))
+    try:
+        return eip55(value)
+    except InvalidEvmAddress as error:
+        raise InvalidAddress(f"address {error}", field=field) from None
 
 
 def _b58decode(value: str) -> bytes | None:

@@ -37,12 +37,12 @@ from datetime import datetime
 from pymongo.errors import PyMongoError
 
 from minequest.wallet.v1 import wallet_pb2
+from runtime.stores import is_duplicate_key
 from services.wallet.errors import InvalidCredit, LedgerBusy
 from services.wallet.ledger import (
     Kind,
     Posting,
     Session,
-    is_duplicate,
     new_id,
     post,
 )
@@ -160,7 +160,7 @@ async def credit(
         try:
             await store.transaction(write, time_limit)
         except PyMongoError as error:
-            if not is_duplicate(error):
+            if not is_duplicate_key(error):
                 raise
             continue  # a concurrent call posted some of these: look again
         applied = {p.key for p in fresh}

@@ -39,7 +39,7 @@ from typing import Any, TypeVar
 from pymongo import AsyncMongoClient, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
+from pymongo.errors import PyMongoError
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
@@ -48,8 +48,6 @@ from services.wallet.errors import InsufficientFunds, LedgerBusy, LedgerInvarian
 T = TypeVar("T")
 Doc = dict[str, Any]
 Session = AsyncClientSession
-
-DUPLICATE_KEY = 11000
 
 
 class Kind(enum.StrEnum):
@@ -264,13 +262,3 @@ class KeyedLock:
 
     def __len__(self) -> int:
         return len(self._locks)
-
-
-def is_duplicate(error: PyMongoError) -> bool:
-    """A unique index refused a write (alone or inside a bulk insert)."""
-    if isinstance(error, DuplicateKeyError):
-        return True
-    if isinstance(error, BulkWriteError):
-        write_errors = error.details.get("writeErrors") or []
-        return bool(write_errors) and all(e.get("code") == DUPLICATE_KEY for e in write_errors)
-    return False

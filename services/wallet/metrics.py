@@ -17,6 +17,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from prometheus_client import Counter, Gauge
 from pymongo.errors import PyMongoError
 
+from runtime.tasks import background
+
 log = logging.getLogger(__name__)
 
 PENDING_WITHDRAWALS = Gauge(
@@ -77,10 +79,5 @@ class PendingGauge:
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[PendingGauge]:
         """Refresh in the background while the block runs."""
-        task = asyncio.create_task(self._loop(), name="pending-withdrawals-gauge")
-        try:
+        async with background(self._loop(), "pending-withdrawals-gauge"):
             yield self
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task

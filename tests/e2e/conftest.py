@@ -12,6 +12,7 @@ cleanly.
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -19,12 +20,14 @@ import sys
 import time
 import uuid
 from collections.abc import Generator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
 
 from runtime.embedded import free_port
+from services.auth.keys import load_signing_key
 from tests.mail import Mailbox, smtp_server
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,6 +92,8 @@ class Stack:
         self.work_dir = work_dir
         self.key_file = work_dir / "jwt-private.pem"
         grpc_port, http_port, self.wallet_port = free_port(), free_port(), free_port()
+        self.mining_port = free_port()
+        self.quests_port = free_port()
         self.base_url = f"http://127.0.0.1:{http_port}"
         inherited = {k: v for k, v in os.environ.items() if k != "OTEL_EXPORTER_OTLP_ENDPOINT"}
         env = {
@@ -115,6 +120,16 @@ class Stack:
             "WALLET_WITHDRAWAL_LIMITS": "MQC:1:1000:5000,USDT:5:1000:2000",
             "WALLET_SERVICE_ADDR": f"127.0.0.1:{self.wallet_port}",
             "DEPOSIT_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            "MINING_GRPC_PORT": str(self.mining_port),
+            "MINING_METRICS_PORT": "0",
+            "MINING_WORKER_METRICS_PORT": "0",
+            "MINING_MONGODB_DATABASE": f"e2e_mining_{uuid.uuid4().hex[:10]}",
+            "MINING_SERVICE_ADDR": f"127.0.0.1:{self.mining_port}",
+            "MINING_WORKER_BLOCK_MS": "100",
+            "QUESTS_GRPC_PORT": str(self.quests_port),
+            "QUESTS_METRICS_PORT": "0",
+            "QUESTS_MONGODB_DATABASE": f"e2e_quests_{uuid.uuid4().hex[:10]}",
+            "QUESTS_SERVICE_ADDR": f"127.0.0.1:{self.quests_port}",
             "MAX_BODY_BYTES": "65536",
             "LOG_LEVEL": "INFO",
             **(overrides or {}),
@@ -123,6 +138,9 @@ class Stack:
         self.children = [
             Child("auth", ["services.auth"], env, work_dir),
             Child("wallet", ["services.wallet"], env, work_dir),
+            Child("mining", ["services.mining"], env, work_dir),
+            Child("mining-worker", ["services.mining", "worker"], env, work_dir),
+            Child("quests", ["services.quests"], env, work_dir),
             Child("gateway", ["gateway"], env, work_dir),
         ]
         try:
@@ -178,8 +196,28 @@ class Stack:
         self.children[self.children.index(old)] = Child(name, old.args, self.env, self.work_dir)
         self._wait_ready()
 
+    def spawn(self, name: str, args: list[str]) -> Child:
+        """Start one more child (a second worker, say); stopped with the stack."""
+        child = Child(name, args, self.env, self.work_dir)
+        self.children.insert(-1, child)  # before the gateway, which stops first
+        return child
+
     def private_key_pem(self) -> bytes:
         return self.key_file.read_bytes()
+
+    def token_for(self, user_id: str, role: str = "user") -> str:
+        """An access token signed with the stack's key, as auth would issue it,
+        for tests that need many users without an OTP round each."""
+        key = load_signing_key(self.key_file, generate=False)
+        return key.sign_access_token(
+            user_id=user_id,
+            role=role,
+            session_id=uuid.uuid4().hex,
+            issuer="minequest",
+            audience="minequest-api",
+            now=datetime.now(UTC),
+            ttl_seconds=900,
+        )
 
     def stop(self, *, check: bool = True) -> None:
         """Gateway first, then the services; each must exit 0 on SIGTERM."""
@@ -200,6 +238,18 @@ ROOMY_LIMITS = {
 }
 
 
+_STACKS = itertools.count()
+
+
+def _own_database(redis_url: str) -> str:
+    """The session's Redis, on a database of the stack's own: stacks running at
+    the same time must not drain each other's click stream."""
+    base, _, db = redis_url.rpartition("/")
+    if not db.isdigit():
+        base = redis_url.rstrip("/")
+    return f"{base}/{1 + next(_STACKS) % 15}"
+
+
 def start_stack(
     request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
@@ -210,7 +260,7 @@ def start_stack(
 ) -> Generator[Stack, None, None]:
     stack = Stack(
         mongodb_uri=request.getfixturevalue("mongodb_uri"),
-        redis_url=request.getfixturevalue("redis_url"),
+        redis_url=_own_database(request.getfixturevalue("redis_url")),
         smtp_port=request.getfixturevalue("mailbox").port,
         work_dir=tmp_path_factory.mktemp(name),
         overrides=ROOMY_LIMITS | (overrides or {}) if roomy else overrides,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+import subprocess
+import sys
 import time
 import uuid
 from dataclasses import dataclass
@@ -16,7 +18,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from eth_hash.auto import keccak
 
-from tests.e2e.conftest import Stack
+from tests.e2e.conftest import ROOT, Stack
 from tests.mail import Mailbox
 
 pytestmark = pytest.mark.e2e
@@ -96,6 +98,38 @@ def login(client: httpx.Client, mailbox: Mailbox) -> Session:
     assert response.status_code == 200, response.text
     tokens = response.json()["tokens"]
     return Session(user, email, tokens["accessToken"], tokens["refreshToken"])
+
+
+def make_admin(stack: Stack, mailbox: Mailbox) -> Session:
+    """An admin made the only way there is: ``python -m services.auth create-admin``."""
+    email, wallet = new_email(), new_wallet()
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "services.auth",
+            "create-admin",
+            "--wallet",
+            wallet,
+            "--email",
+            email,
+        ],
+        cwd=ROOT,
+        env=stack.env,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    with stack.client() as client:
+        challenge = request_code(client, email)
+        response = client.post(
+            "/api/auth/otp/verify", json={"challengeId": challenge, "code": mailbox.code_for(email)}
+        )
+        assert response.status_code == 200, response.text
+        tokens = response.json()["tokens"]
+        return Session(
+            response.json()["user"], email, tokens["accessToken"], tokens["refreshToken"]
+        )
 
 
 def test_register_login_refresh_and_reuse(

@@ -42,8 +42,8 @@ def guarded(
 
 
 @pytest.fixture
-def client(guarded: Stack, redis_url: str) -> Iterator[httpx.Client]:
-    with sync_redis.Redis.from_url(redis_url) as store:
+def client(guarded: Stack) -> Iterator[httpx.Client]:
+    with sync_redis.Redis.from_url(guarded.env["REDIS_URL"]) as store:
         store.flushdb()  # fresh buckets: other stacks share this Redis
     with guarded.client() as http:
         yield http
@@ -102,7 +102,7 @@ def leases_in(store: sync_redis.Redis) -> set[bytes]:
 
 
 def test_a_gateway_killed_mid_request_leaves_a_lease_that_expires(
-    guarded: Stack, client: httpx.Client, mailbox: Mailbox, redis_url: str
+    guarded: Stack, client: httpx.Client, mailbox: Mailbox
 ) -> None:
     """Claim taken, gateway SIGKILLed before it could store the answer: the
     retry is told to wait while the lease lives, then runs."""
@@ -125,7 +125,7 @@ def test_a_gateway_killed_mid_request_leaves_a_lease_that_expires(
     try:
         attempt = threading.Thread(target=first_attempt)
         attempt.start()
-        with sync_redis.Redis.from_url(redis_url) as store:
+        with sync_redis.Redis.from_url(guarded.env["REDIS_URL"]) as store:
             deadline = time.monotonic() + 10
             while not (leases := leases_in(store)):
                 assert time.monotonic() < deadline, "the request never claimed its key"
@@ -142,7 +142,7 @@ def test_a_gateway_killed_mid_request_leaves_a_lease_that_expires(
     early = client.patch("/api/auth/me", json=body, headers=headers)
     problem(early, 409, "idempotency_key_in_flight")
     assert early.headers["retry-after"] == "1"
-    with sync_redis.Redis.from_url(redis_url) as store:
+    with sync_redis.Redis.from_url(guarded.env["REDIS_URL"]) as store:
         deadline = time.monotonic() + 15
         while leases_in(store) & leases:  # IDEMPOTENCY_LEASE_SECONDS=8
             assert time.monotonic() < deadline, "the dead gateway's lease never expired"

@@ -5,8 +5,6 @@ held until an admin decides, and nobody seeing anybody else's money."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,8 +18,13 @@ import redis as sync_redis
 from gateway.webhooks import signature
 from minequest.common.v1 import common_pb2
 from minequest.wallet.v1 import wallet_pb2, wallet_pb2_grpc
-from tests.e2e.conftest import ROOT, WEBHOOK_SECRET, Stack
-from tests.e2e.test_auth_flow import Session, login, new_email, new_wallet, problem, request_code
+from tests.e2e.conftest import WEBHOOK_SECRET, Stack
+from tests.e2e.test_auth_flow import (
+    Session,
+    login,
+    make_admin,
+    problem,
+)
 from tests.mail import Mailbox
 
 pytestmark = pytest.mark.e2e
@@ -31,35 +34,7 @@ ADDRESS = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"
 
 @pytest.fixture(scope="module")
 def admin(stack: Stack, mailbox: Mailbox) -> Session:
-    """An admin made the only way there is: ``python -m services.auth create-admin``."""
-    email, wallet = new_email(), new_wallet()
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "services.auth",
-            "create-admin",
-            "--wallet",
-            wallet,
-            "--email",
-            email,
-        ],
-        cwd=ROOT,
-        env=stack.env,
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    with stack.client() as client:
-        challenge = request_code(client, email)
-        response = client.post(
-            "/api/auth/otp/verify", json={"challengeId": challenge, "code": mailbox.code_for(email)}
-        )
-        assert response.status_code == 200, response.text
-        tokens = response.json()["tokens"]
-        return Session(
-            response.json()["user"], email, tokens["accessToken"], tokens["refreshToken"]
-        )
+    return make_admin(stack, mailbox)
 
 
 @pytest.fixture(scope="module")
@@ -319,7 +294,7 @@ def test_admin_routes_need_an_admin(
 
 
 def test_a_lost_idempotency_record_still_means_one_withdrawal(
-    client: httpx.Client, mailbox: Mailbox, wallet_rpc: Any, redis_url: str
+    stack: Stack, client: httpx.Client, mailbox: Mailbox, wallet_rpc: Any
 ) -> None:
     """DESIGN.md: below the gateway every write is deduplicated too, so losing
     Redis's record of a key never means a second withdrawal."""
@@ -327,7 +302,7 @@ def test_a_lost_idempotency_record_still_means_one_withdrawal(
     credit(wallet_rpc, alice.user["id"], "30")
     first = withdraw(client, alice, "10", key="lost-record")
     assert (first.status_code, first.headers["x-idempotency"]) == (201, "MISS")
-    with sync_redis.Redis.from_url(redis_url) as store:
+    with sync_redis.Redis.from_url(stack.env["REDIS_URL"]) as store:
         for key in store.scan_iter("mq:idem:*"):
             store.delete(key)
     again = withdraw(client, alice, "10", key="lost-record")

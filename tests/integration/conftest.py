@@ -4,22 +4,46 @@ MongoDB-wire servers come from the session fixtures in tests/conftest.py."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
 
 from runtime.config import Env
+from runtime.errors import RpcErrorInfo, decode_rpc_error
 from runtime.grpc_server import Registrar, create_server
 from services.auth.server import auth_lifespan
 from services.auth.service import Clock, utcnow
 from services.auth.settings import AuthSettings
+from services.mining.server import mining_lifespan
+from services.mining.settings import MiningSettings
+from services.quests.server import quests_lifespan
+from services.quests.service import utcnow as quests_utcnow
+from services.quests.settings import QuestsSettings
 from services.wallet.server import wallet_lifespan
 from services.wallet.settings import WalletSettings
 from tests.mail import Mailbox, smtp_server
+
+
+async def refused(call: Any) -> RpcErrorInfo:
+    """Await a gRPC call that must fail; what its status says."""
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call
+    return decode_rpc_error(caught.value)
+
+
+async def fails(call: Any, code: grpc.StatusCode, reason: str | None = None) -> RpcErrorInfo:
+    """Await ``call``; assert it failed with ``code`` (and ``reason``)."""
+    info = await refused(call)
+    assert info.code == code, info
+    if reason is not None:
+        assert info.reason == reason, info
+    return info
 
 
 @dataclass
@@ -101,3 +125,66 @@ def wallet_settings(mongodb_uri: str, database: str, **extra: str) -> WalletSett
 def wallet_channel(settings: WalletSettings) -> AbstractAsyncContextManager[grpc.aio.Channel]:
     """The real wallet service on a free port, and a channel to it."""
     return served_channel(wallet_lifespan(settings))
+
+
+@asynccontextmanager
+async def served_address(lifespan: AbstractAsyncContextManager[Registrar]) -> AsyncIterator[str]:
+    """A real service (its lifespan's registrar) on a free port, and its address."""
+    async with lifespan as register:
+        running = await create_server(register, port=0)
+        try:
+            yield f"127.0.0.1:{running.port}"
+        finally:
+            await running.stop(1)
+
+
+def quests_settings(
+    mongodb_uri: str,
+    redis_url: str,
+    database: str,
+    *,
+    auth_addr: str,
+    wallet_addr: str,
+    **extra: str,
+) -> QuestsSettings:
+    """Quests settings on the test's database, calling the given auth and wallet."""
+    env = {
+        "MONGODB_URI": mongodb_uri,
+        "REDIS_URL": redis_url,
+        "QUESTS_MONGODB_DATABASE": database,
+        "QUESTS_METRICS_PORT": "0",
+        "AUTH_SERVICE_ADDR": auth_addr,
+        "WALLET_SERVICE_ADDR": wallet_addr,
+        **extra,
+    }
+    return QuestsSettings.from_env(Env(env))
+
+
+def quests_channel(
+    settings: QuestsSettings,
+    clock: Callable[[], datetime] = quests_utcnow,
+    *,
+    sweep: bool = False,
+) -> AbstractAsyncContextManager[grpc.aio.Channel]:
+    """The real quests service on a free port (its sweeper off unless asked), and a
+    channel to it."""
+    return served_channel(quests_lifespan(settings, clock, sweep=sweep))
+
+
+def mining_env(mongodb_uri: str, redis_url: str, database: str, **extra: str) -> Env:
+    """Mining service and worker settings on the test's database and Redis."""
+    return Env(
+        {
+            "MONGODB_URI": mongodb_uri,
+            "REDIS_URL": redis_url,
+            "MINING_MONGODB_DATABASE": database,
+            "MINING_METRICS_PORT": "0",
+            "MINING_WORKER_METRICS_PORT": "0",
+            **extra,
+        }
+    )
+
+
+def mining_channel(settings: MiningSettings) -> AbstractAsyncContextManager[grpc.aio.Channel]:
+    """The real mining service on a free port, and a channel to it."""
+    return served_channel(mining_lifespan(settings))

@@ -263,7 +263,17 @@ _HAVE_SUITE = all(
 )
 
 
-_OUR_PREFIXES = ("AUTH_", "WALLET_", "DEPOSIT_", "GATEWAY_", "SMTP_", "JWT_", "MINEQUEST_", "OTEL_")
+_OUR_PREFIXES = (
+    "AUTH_",
+    "WALLET_",
+    "QUESTS_",
+    "DEPOSIT_",
+    "GATEWAY_",
+    "SMTP_",
+    "JWT_",
+    "MINEQUEST_",
+    "OTEL_",
+)
 _OUR_NAMES = {
     "MONGODB_URI",
     "REDIS_URL",
@@ -300,7 +310,8 @@ def _get(url: str) -> int:
         with urllib.request.urlopen(url, timeout=5) as answer:  # noqa: S310 - our own URL
             return int(answer.status)
     except urllib.error.HTTPError as error:
-        return error.code
+        with error:  # it holds the connection open
+            return error.code
 
 
 @pytest.mark.e2e
@@ -319,6 +330,11 @@ def test_make_dev_runs_the_suite_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> 
         "AUTH_METRICS_PORT": str(free_port()),
         "WALLET_GRPC_PORT": str(free_port()),
         "WALLET_METRICS_PORT": str(free_port()),
+        "QUESTS_GRPC_PORT": str(free_port()),
+        "QUESTS_METRICS_PORT": str(free_port()),
+        "MINING_GRPC_PORT": str(free_port()),
+        "MINING_METRICS_PORT": str(free_port()),
+        "MINING_WORKER_METRICS_PORT": str(free_port()),
         "SHUTDOWN_GRACE_SECONDS": "2",
     }
     log_path = tmp_path / "dev.log"
@@ -344,7 +360,10 @@ def test_make_dev_runs_the_suite_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> 
         assert "WARNING: dev OTP fallback is ON" in text
         assert _get(f"{url}/api/health") == 200
         family = _descendants(dev.pid)
-        assert len(family) >= 5, f"expected redis, mongodb, auth, wallet and gateway: {family}"
+        assert len(family) >= 8, (
+            f"expected redis, mongodb, auth, wallet, mining, quests, mining-worker, gateway: "
+            f"{family}"
+        )
         assert (tmp_path / "data" / "jwt-ed25519.pem").exists()
 
         dev.send_signal(signal.SIGINT)
@@ -357,6 +376,9 @@ def test_make_dev_runs_the_suite_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> 
         assert "stopped gateway" in text
         assert "stopped auth" in text
         assert "stopped wallet" in text
+        assert "stopped quests" in text
+        assert "stopped mining" in text
+        assert "stopped mining-worker" in text
     finally:
         for pid in [dev.pid, *family]:
             with contextlib.suppress(ProcessLookupError):

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from gateway.guard import Charge, Claim, ClaimOutcome, Guard
 from gateway.idempotency import StoredAnswer, claim_token, fingerprint, record_key
 from gateway.ratelimit.policy import KeyKind, Tier
-from gateway.redis_pipe import PipelinedRedis
+from runtime.redis_pipe import PipelinedRedis
 
 START_US = 1_700_000_000_000_000
 

@@ -11,8 +11,8 @@ import pytest
 import redis.asyncio as aioredis
 import uvloop
 
-from gateway.redis_pipe import PipelinedRedis, PipelineUnavailable
 from runtime.embedded import free_port
+from runtime.redis_pipe import PipelinedRedis, PipelineUnavailable
 
 ECHO = "return {KEYS[1], ARGV[1], redis.call('INCR', KEYS[1])}"
 

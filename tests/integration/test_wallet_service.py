@@ -23,7 +23,7 @@ from runtime.errors import decode_rpc_error
 from runtime.stores import mongo_client
 from services.wallet.reconcile import reconcile
 from services.wallet.store import WalletStore
-from tests.integration.conftest import wallet_channel, wallet_settings
+from tests.integration.conftest import fails, wallet_channel, wallet_settings
 
 if TYPE_CHECKING:
     from minequest.wallet.v1.wallet_pb2_grpc import WalletServiceAsyncStub as Stub
@@ -51,17 +51,6 @@ def entry(
     user_id: str, amount: str, source_id: str, source: str = "mining.click"
 ) -> pb.CreditEntry:
     return pb.CreditEntry(user_id=user_id, amount=mqc(amount), source=source, source_id=source_id)
-
-
-async def fails(call: Any, code: grpc.StatusCode, reason: str | None = None) -> str | None:
-    """Await ``call``; assert it failed with ``code`` (and ``reason``); the field blamed."""
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await call
-    info = decode_rpc_error(caught.value)
-    assert info.code == code, info
-    if reason is not None:
-        assert info.reason == reason, info
-    return info.field
 
 
 async def balance(wallet: Stub, user_id: str, currency: str = "MQC") -> pb.Balance:
@@ -137,7 +126,7 @@ async def test_bad_amounts_are_invalid_argument(
         entries=[pb.CreditEntry(user_id=user(), amount=money, source="quests", source_id="q")]
     )
     blamed = await fails(wallet.Credit(request), grpc.StatusCode.INVALID_ARGUMENT, reason)
-    assert blamed == f"entries[0].amount.{field}"
+    assert blamed.field == f"entries[0].amount.{field}"
 
 
 async def test_wallet_sources_and_conflicting_duplicates_are_refused(wallet: Stub) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,8 @@ from gateway.ratelimit import load_policies, override_names
 from gateway.settings import GatewaySettings
 from runtime.config import Env
 from services.auth.settings import AuthSettings
+from services.mining.settings import MiningSettings, WorkerSettings
+from services.quests.settings import QuestsSettings
 from services.wallet.settings import WalletSettings
 from tools.dev import dev_plan
 
@@ -68,6 +71,44 @@ WALLET = [
     "WALLET_CREDIT_MAX_BATCH",
     "WALLET_METRICS_REFRESH_SECONDS",
 ]
+QUESTS = [
+    "QUESTS_GRPC_HOST",
+    "QUESTS_GRPC_PORT",
+    "QUESTS_METRICS_PORT",
+    "QUESTS_MONGODB_DATABASE",
+    "QUESTS_DAILY_RESET_HOUR",
+    "QUESTS_LEADERBOARD_CACHE_SECONDS",
+    "QUESTS_SWEEP_INTERVAL_SECONDS",
+    "QUESTS_SWEEP_MIN_AGE_SECONDS",
+    "QUESTS_COMPLETE_MAX_ATTEMPTS",
+]
+MINING = [
+    "MINING_GRPC_HOST",
+    "MINING_GRPC_PORT",
+    "MINING_METRICS_PORT",
+    "MINING_MONGODB_DATABASE",
+    "MINING_QUEUE_MAX_DEPTH",
+    "MINING_ENERGY_MAX",
+    "MINING_ENERGY_REGEN_PER_SECOND",
+    "MINING_ENERGY_PER_TAP",
+    "MINING_MAX_TAPS_PER_SECOND",
+    "MINING_TAP_BURST_SECONDS",
+    "MINING_DAILY_TAP_CAP",
+    "MINING_MAX_TAPS_PER_REQUEST",
+    "MINING_REWARD_CURRENCY",
+    "MINING_REWARD_DECIMALS",
+    "MINING_REWARD_PER_TAP",
+    "MINING_STATUS_TTL_SECONDS",
+    "MINING_THROTTLED_STATUS_TTL_SECONDS",
+    "MINING_REDIS_TIMEOUT_MS",
+    "MINING_WORKER_CONCURRENCY",
+    "MINING_WORKER_BATCH_SIZE",
+    "MINING_WORKER_BLOCK_MS",
+    "MINING_WORKER_CLAIM_IDLE_MS",
+    "MINING_WORKER_MAX_ATTEMPTS",
+    "MINING_WORKER_METRICS_PORT",
+    "MINING_WORKER_NAME",
+]
 GATEWAY = [
     "GATEWAY_HOST",
     "GATEWAY_PORT",
@@ -78,6 +119,8 @@ GATEWAY = [
     "JWKS_MIN_REFRESH_SECONDS",
     "TOKEN_CACHE_SIZE",
     "WALLET_SERVICE_ADDR",
+    "QUESTS_SERVICE_ADDR",
+    "MINING_SERVICE_ADDR",
     "DEPOSIT_WEBHOOK_SECRET",
     "DEPOSIT_WEBHOOK_TOLERANCE_SECONDS",
 ]
@@ -105,6 +148,8 @@ DEFAULTS = {
     "JWT_ISSUER": "minequest",
     "JWT_AUDIENCE": "minequest-api",
     "MINEQUEST_DATA_DIR": ".data",
+    "MINING_QUEUE_MAX_DEPTH": "100000",
+    "MINING_WORKER_CONCURRENCY": "2",
     "AUTH_GRPC_HOST": "127.0.0.1",
     "AUTH_GRPC_PORT": "50051",
     "AUTH_METRICS_PORT": "9101",
@@ -142,6 +187,16 @@ DEFAULTS = {
     "WALLET_CREDIT_MAX_BATCH": "1000",
     "WALLET_METRICS_REFRESH_SECONDS": "15",
     "WALLET_SERVICE_ADDR": "127.0.0.1:50053",
+    "QUESTS_GRPC_HOST": "127.0.0.1",
+    "QUESTS_GRPC_PORT": "50054",
+    "QUESTS_METRICS_PORT": "9104",
+    "QUESTS_MONGODB_DATABASE": "minequest_quests",
+    "QUESTS_DAILY_RESET_HOUR": "0",
+    "QUESTS_LEADERBOARD_CACHE_SECONDS": "10",
+    "QUESTS_SWEEP_INTERVAL_SECONDS": "30",
+    "QUESTS_SWEEP_MIN_AGE_SECONDS": "10",
+    "QUESTS_COMPLETE_MAX_ATTEMPTS": "8",
+    "QUESTS_SERVICE_ADDR": "127.0.0.1:50054",
     "DEPOSIT_WEBHOOK_SECRET": "",
     "DEPOSIT_WEBHOOK_TOLERANCE_SECONDS": "300",
     "RATE_LIMITS_ENABLED": "true",
@@ -187,7 +242,9 @@ def test_every_variable_the_code_reads_by_name_is_in_env_example() -> None:
 def test_env_example_lists_every_variable_once_with_a_comment() -> None:
     entries = env_example()
     names = [name for name, _, _ in entries]
-    assert sorted(names) == sorted(SHARED + AUTH + WALLET + GATEWAY + PROTECTION + COMPOSE_ONLY)
+    assert sorted(names) == sorted(
+        SHARED + AUTH + WALLET + MINING + QUESTS + GATEWAY + PROTECTION + COMPOSE_ONLY
+    )
     assert len(names) == len(set(names))
     assert all(comment.strip() for _, _, comment in entries), "a variable has no comment"
 
@@ -203,7 +260,14 @@ def test_env_example_holds_the_documented_defaults_and_no_secret() -> None:
 def test_env_example_values_load_in_every_process() -> None:
     values = {name: value for name, value, _ in env_example()}
     plan = dev_plan(Env(values))
-    assert [spec.name for spec in plan.processes] == ["auth", "wallet", "gateway"]
+    assert [spec.name for spec in plan.processes] == [
+        "auth",
+        "wallet",
+        "mining",
+        "quests",
+        "mining-worker",
+        "gateway",
+    ]
     assert plan.notes, "no SMTP in the example, so make dev warns about the OTP fallback"
     GatewaySettings.from_env(Env(values))
     running = values | {
@@ -216,6 +280,14 @@ def test_env_example_values_load_in_every_process() -> None:
     wallet = WalletSettings.from_env(Env(running))
     assert wallet.deposit_wallets == ()
     assert set(wallet.withdrawal_limits) == set(wallet.withdrawal_chains) == {"MQC", "USDT"}
+    mining = MiningSettings.from_env(Env(running))
+    assert (mining.queue_max_depth, mining.rules.energy_max) == (100_000, 1000)
+    assert mining.reward.units_per_tap == 100_000
+    worker = WorkerSettings.from_env(Env(running))
+    assert (worker.concurrency, worker.batch_size) == (2, 500)
+    assert worker.consumer  # hostname-pid when MINING_WORKER_NAME is empty
+    quests = QuestsSettings.from_env(Env(running))
+    assert (quests.daily_reset_hour, quests.leaderboard_cache_seconds) == (0, 10)
 
 
 def test_rate_limit_overrides_in_env_example_exist() -> None:
@@ -287,3 +359,25 @@ def test_check_compose_script_passes() -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "check_compose: OK" in result.stdout
+
+
+def test_every_data_file_the_code_reads_ships_in_the_package() -> None:
+    """The image installs the package (not the tree): a Lua script or policy
+    file missing from package-data would crash the service at start there."""
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"
+    ]
+    shipped = {
+        path
+        for package, patterns in declared.items()
+        for pattern in patterns
+        for path in (ROOT / package.replace(".", "/")).glob(pattern)
+    }
+    data = {
+        path
+        for folder in ("runtime", "services", "gateway")
+        for suffix in ("*.lua", "*.toml", "*.json")
+        for path in (ROOT / folder).rglob(suffix)
+    }
+    assert data, "no data files found: the check would prove nothing"
+    assert sorted(map(str, data - shipped)) == []

@@ -45,8 +45,16 @@ def test_default_plan_runs_the_services_then_gateway_with_the_dev_settings(
     tmp_path: Path,
 ) -> None:
     result = plan(MINEQUEST_DATA_DIR=str(tmp_path))
-    assert [spec.name for spec in result.processes] == ["auth", "wallet", "gateway"]
-    auth, wallet, gateway = by_name(result).values()
+    assert [spec.name for spec in result.processes] == [
+        "auth",
+        "wallet",
+        "mining",
+        "quests",
+        "mining-worker",
+        "gateway",
+    ]
+    named = by_name(result)
+    auth, wallet, gateway = named["auth"], named["wallet"], named["gateway"]
     assert auth.argv == (sys.executable, "-m", "services.auth")
     assert wallet.argv == (sys.executable, "-m", "services.wallet")
     assert gateway.argv == (sys.executable, "-m", "gateway")
@@ -65,6 +73,22 @@ def test_default_plan_runs_the_services_then_gateway_with_the_dev_settings(
     assert wallet.ready == supervisor.Ready("127.0.0.1", 50053)
     assert gateway.env["AUTH_SERVICE_ADDR"] == "127.0.0.1:50051"
     assert gateway.env["WALLET_SERVICE_ADDR"] == "127.0.0.1:50053"
+    quests = named["quests"]
+    assert quests.argv == (sys.executable, "-m", "services.quests")
+    assert quests.ready == supervisor.Ready("127.0.0.1", 50054)
+    assert (quests.env["AUTH_SERVICE_ADDR"], quests.env["WALLET_SERVICE_ADDR"]) == (
+        "127.0.0.1:50051",
+        "127.0.0.1:50053",
+    )
+    assert gateway.env["QUESTS_SERVICE_ADDR"] == "127.0.0.1:50054"
+    mining, worker = named["mining"], named["mining-worker"]
+    assert mining.ready == supervisor.Ready("127.0.0.1", 50052)
+    assert gateway.env["MINING_SERVICE_ADDR"] == "127.0.0.1:50052"
+    # The worker has no port to wait on; it credits through the wallet.
+    assert worker.argv == (sys.executable, "-m", "services.mining", "worker")
+    assert worker.ready is None
+    assert worker.env["WALLET_SERVICE_ADDR"] == "127.0.0.1:50053"
+    assert worker.ports == (PortClaim("MINING_WORKER_METRICS_PORT", "127.0.0.1", 9105),)
     assert gateway.ports == (PortClaim("GATEWAY_PORT", "127.0.0.1", 8080),)
     assert gateway.ready == supervisor.Ready("127.0.0.1", 8080, "/api/health")
     assert result.gateway_url == "http://127.0.0.1:8080"
@@ -91,7 +115,7 @@ def test_the_users_own_settings_win() -> None:
         AUTH_JWT_GENERATE_KEY="no",
         AUTH_SERVICE_ADDR="auth.internal:7000",
     )
-    auth, _, gateway = by_name(result).values()
+    auth, gateway = by_name(result)["auth"], by_name(result)["gateway"]
     assert auth.env["ENABLE_DEV_OTP_FALLBACK"] == "false"
     assert auth.env["AUTH_JWT_PRIVATE_KEY_FILE"] == "/keys/k.pem"
     assert auth.env["AUTH_JWT_GENERATE_KEY"] == "false"
@@ -114,7 +138,7 @@ def test_ports_and_hosts_follow_the_environment() -> None:
         GATEWAY_PORT="6002",
         SHUTDOWN_GRACE_SECONDS="1",
     )
-    auth, _, gateway = by_name(result).values()
+    auth, gateway = by_name(result)["auth"], by_name(result)["gateway"]
     assert auth.env["AUTH_GRPC_PORT"] == "6001"
     assert auth.ports == (PortClaim("AUTH_GRPC_PORT", ANY, 6001),)
     assert auth.ready == supervisor.Ready("127.0.0.1", 6001)

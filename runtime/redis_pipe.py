@@ -1,14 +1,15 @@
-"""One pipelined Redis connection for the guard's two scripts.
+"""One pipelined Redis connection for scripts on a hot path.
 
-The guard sends two ``EVALSHA`` per protected request and nothing else, so
-this is what the hot path needs from a Redis client and no more: commands are
-packed by ``hiredis.pack_command``, written to one connection as they come
-(every concurrent request shares it, and what is queued in one event-loop
-turn goes out in one write: automatic pipelining) and replies are
-parsed by ``hiredis.Reader`` and handed back in order. Measured against
+The gateway's guard sends two ``EVALSHA`` per protected request and the
+mining service one per click, and nothing else, so this is what a hot path
+needs from a Redis client and no more: commands are packed by
+``hiredis.pack_command``, written to one connection as they come (every
+concurrent request shares it, and what is queued in one event-loop turn goes
+out in one write: automatic pipelining) and replies are parsed by
+``hiredis.Reader`` and handed back in order. Measured against
 redis-py's asyncio client (pool, retry and health-check layers per call), it
 cut the guard's client cost several times over; see the README benchmarks.
-Everything else in the gateway keeps using redis-py.
+Everything else keeps using redis-py.
 
 Redis that is *slow* is told apart from a busy event loop: a call fails when
 ``timeout`` passes with no byte from Redis, not merely because the loop was
@@ -27,13 +28,17 @@ import time
 from typing import Any, cast
 
 import hiredis
+import redis.exceptions
 from redis.asyncio.connection import SSLConnection, parse_url
 
 __all__ = ["PipelineUnavailable", "PipelinedRedis"]
 
 
-class PipelineUnavailable(Exception):
-    """Redis did not answer in time, or cannot be reached."""
+class PipelineUnavailable(redis.exceptions.ConnectionError):
+    """Redis did not answer in time, or cannot be reached.
+
+    A redis-py ``ConnectionError``, so a service's interceptor answers it
+    UNAVAILABLE like any other store outage."""
 
 
 class _Protocol(asyncio.Protocol):
@@ -122,6 +127,14 @@ class PipelinedRedis:
             reply = await self._call(command)
         if isinstance(reply, hiredis.ReplyError):
             raise PipelineUnavailable(f"Redis refused the script: {reply}")
+        return reply
+
+    async def execute(self, *parts: Any) -> Any:
+        """Run one command (``"HGETALL", key``); its reply, or
+        :class:`PipelineUnavailable` (a refusal too)."""
+        reply = await self._call(_pack(*parts))
+        if isinstance(reply, hiredis.ReplyError):
+            raise PipelineUnavailable(f"Redis refused {parts[0]!r}: {reply}")
         return reply
 
     async def close(self) -> None:

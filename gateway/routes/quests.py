@@ -1,0 +1,273 @@
+"""``/api/quests/*``, the public quest lookups and ``/api/admin/quests``.
+
+User routes take the user from the verified token. Completing needs an
+``Idempotency-Key``: a retry with the same key answers the same completion;
+any other request for a quest already completed (this day, for a daily
+quest) is 409 ``already_completed`` with the original under ``completion``.
+
+``GET /api/quests/leaderboard`` is public; with a valid bearer token the
+answer also carries the caller's own standing (``own``). Its entries come
+from a cache in the quests service: ``X-Cache: HIT|MISS`` says which, and
+``Cache-Control`` lets clients keep it for as long as the service does.
+
+``GET /api/public/users/interaction/{walletAddress}`` answers exactly the
+field names clients in the field already read (``totalXP`` included, numbers
+as JSON numbers), so it is rendered here rather than by the protobuf JSON
+mapping. ``GET /api/public/quests/{questId}/eligible?address=`` answers
+``{"result": 1}`` or ``{"result": 0}``, the shape Galxe-style quest
+platforms call for their credential checks.
+
+Admins create quests with ``POST /api/admin/quests`` (``{"quest": {...}}``;
+an ``id`` slug may be chosen), replace one with ``PUT
+/api/admin/quests/{questId}`` and archive it with ``POST
+/api/admin/quests/{questId}/archive`` (kept in users' history).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+from starlette.responses import JSONResponse, Response
+
+from gateway import errors, protojson
+from gateway.auth import require_user
+from gateway.routing import Access, Endpoint, Incoming, read_request, rpc
+from minequest.quests.v1 import quests_pb2 as pb
+from runtime import context
+from runtime.errors import decode_rpc_error
+
+TAG = "quests"
+ADMIN_TAG = "admin"
+PRIVATE = {"Cache-Control": "private, no-cache"}
+NO_STORE = {"Cache-Control": "no-store"}
+PUBLIC_SHORT = {"Cache-Control": "public, max-age=30"}
+
+
+async def complete(incoming: Incoming) -> Response:
+    message = await read_request(incoming.request, pb.CompleteQuestRequest)
+    message.user_id = incoming.user.user_id
+    # The row requires a key: the guard middleware has parsed and published it.
+    message.idempotency_key = context.idempotency_key.get() or ""
+    try:
+        reply = await incoming.gateway.quests.CompleteQuest(message)
+    except grpc.aio.AioRpcError as error:
+        info = decode_rpc_error(error)
+        if info.reason != "already_completed":
+            raise
+        original = info.metadata
+        return errors.problem(
+            409,
+            "already_completed",
+            info.message,
+            extensions={
+                "completion": {
+                    "id": original.get("completion_id", ""),
+                    "questId": original.get("quest_id", ""),
+                    "period": original.get("period", ""),
+                    "completedAt": original.get("completed_at", ""),
+                    "xpEarned": int(original.get("xp_earned", "0") or 0),
+                }
+            },
+        )
+    return protojson.json_response(reply, headers=NO_STORE)
+
+
+async def leaderboard(incoming: Incoming) -> Response:
+    message = await read_request(incoming.request, pb.GetLeaderboardRequest)
+    message.user_id = ""
+    authorization = incoming.request.headers.get("authorization")
+    if authorization:
+        principal = await require_user(incoming.gateway.verifier, authorization)
+        message.user_id = principal.user_id
+    reply = await incoming.gateway.quests.GetLeaderboard(message)
+    max_age = max(reply.max_age_seconds, 0)
+    scope = "private" if message.user_id else "public"
+    headers = {
+        "X-Cache": "HIT" if reply.cached else "MISS",
+        "Cache-Control": f"{scope}, max-age={max_age}" if max_age else "no-cache",
+    }
+    body = protojson.to_dict(reply)
+    body.pop("cached", None)
+    body.pop("maxAgeSeconds", None)
+    if not message.user_id:
+        body.pop("own", None)
+    return JSONResponse(body, headers=headers)
+
+
+async def interaction(incoming: Incoming) -> Response:
+    message = await read_request(incoming.request, pb.GetInteractionRequest)
+    reply = await incoming.gateway.quests.GetInteraction(message)
+    body = {
+        "hasInteracted": reply.has_interacted,
+        "walletAddress": reply.wallet_address,
+        "username": reply.username,
+        "totalXP": reply.total_xp,
+        "completedQuests": [
+            {
+                "questId": item.quest_id,
+                "questName": item.quest_name,
+                "completedAt": item.completed_at.ToJsonString(),
+                "xpEarned": item.xp_earned,
+            }
+            for item in reply.completed_quests
+        ],
+        "questsCompleted": reply.quests_completed,
+    }
+    return JSONResponse(body, headers=PUBLIC_SHORT)
+
+
+async def eligible(incoming: Incoming) -> Response:
+    message = await read_request(incoming.request, pb.CheckCompletionRequest)
+    reply = await incoming.gateway.quests.CheckCompletion(message)
+    return JSONResponse({"result": 1 if reply.completed else 0}, headers=PUBLIC_SHORT)
+
+
+def upsert(mode: pb.UpsertMode.ValueType, status: int) -> Any:
+    async def handler(incoming: Incoming) -> Response:
+        message = await read_request(incoming.request, pb.UpsertQuestRequest)
+        message.mode = mode
+        reply = await incoming.gateway.quests.UpsertQuest(message)
+        return protojson.json_response(reply, status=status, headers=NO_STORE)
+
+    return handler
+
+
+INTERACTION_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": [
+        "hasInteracted",
+        "walletAddress",
+        "username",
+        "totalXP",
+        "completedQuests",
+        "questsCompleted",
+    ],
+    "properties": {
+        "hasInteracted": {"type": "boolean"},
+        "walletAddress": {"type": "string", "description": "EIP-55 checksummed"},
+        "username": {"type": "string"},
+        "totalXP": {"type": "integer"},
+        "completedQuests": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "questId": {"type": "string"},
+                    "questName": {"type": "string"},
+                    "completedAt": {"type": "string", "format": "date-time"},
+                    "xpEarned": {"type": "integer"},
+                },
+            },
+        },
+        "questsCompleted": {"type": "integer"},
+    },
+}
+ELIGIBLE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["result"],
+    "properties": {"result": {"type": "integer", "enum": [0, 1]}},
+}
+
+ENDPOINTS: tuple[Endpoint, ...] = (
+    rpc(
+        "GET",
+        "/api/quests",
+        call=lambda g, m: g.quests.ListQuests(m),
+        request=pb.ListQuestsRequest,
+        response=pb.ListQuestsResponse,
+        access=Access.USER,
+        server_fields=("user_id",),
+        paged=True,
+        operation_id="listQuests",
+        summary="The quest catalogue with the caller's progress",
+        tag=TAG,
+        headers=PRIVATE,
+    ),
+    Endpoint(
+        "POST",
+        "/api/quests/{questId}/complete",
+        handler=complete,
+        request=pb.CompleteQuestRequest,
+        response=pb.CompleteQuestResponse,
+        access=Access.USER,
+        server_fields=("user_id", "idempotency_key"),
+        idempotency_required=True,
+        operation_id="completeQuest",
+        summary="Complete a quest: once (a day for daily quests), prerequisites first",
+        tag=TAG,
+        headers=NO_STORE,
+    ),
+    Endpoint(
+        "GET",
+        "/api/quests/leaderboard",
+        handler=leaderboard,
+        request=pb.GetLeaderboardRequest,
+        response=pb.GetLeaderboardResponse,
+        server_fields=("user_id",),
+        operation_id="getLeaderboard",
+        summary="Top users by XP (limit 1-100, default 10); with a token, the caller's own rank",
+        tag=TAG,
+    ),
+    Endpoint(
+        "GET",
+        "/api/public/users/interaction/{walletAddress}",
+        handler=interaction,
+        request=pb.GetInteractionRequest,
+        response_schema=INTERACTION_SCHEMA,
+        operation_id="getInteraction",
+        summary="What the user of a wallet address has done (unknown address: hasInteracted false)",
+        tag=TAG,
+        headers=PUBLIC_SHORT,
+    ),
+    Endpoint(
+        "GET",
+        "/api/public/quests/{questId}/eligible",
+        handler=eligible,
+        request=pb.CheckCompletionRequest,
+        response_schema=ELIGIBLE_SCHEMA,
+        operation_id="checkQuestEligibility",
+        summary="Galxe-style credential check: has ?address= completed the quest (1) or not (0)",
+        tag=TAG,
+        headers=PUBLIC_SHORT,
+    ),
+    Endpoint(
+        "POST",
+        "/api/admin/quests",
+        handler=upsert(pb.UPSERT_MODE_CREATE, 201),
+        request=pb.UpsertQuestRequest,
+        response=pb.UpsertQuestResponse,
+        status=201,
+        access=Access.ADMIN,
+        server_fields=("mode", "quest_id"),
+        operation_id="createQuest",
+        summary="Create a quest (409 quest_exists when its id is taken)",
+        tag=ADMIN_TAG,
+        headers=NO_STORE,
+    ),
+    Endpoint(
+        "PUT",
+        "/api/admin/quests/{questId}",
+        handler=upsert(pb.UPSERT_MODE_UPDATE, 200),
+        request=pb.UpsertQuestRequest,
+        response=pb.UpsertQuestResponse,
+        access=Access.ADMIN,
+        server_fields=("mode",),
+        operation_id="updateQuest",
+        summary="Replace a quest's definition (past completions keep what they earned)",
+        tag=ADMIN_TAG,
+        headers=NO_STORE,
+    ),
+    rpc(
+        "POST",
+        "/api/admin/quests/{questId}/archive",
+        call=lambda g, m: g.quests.ArchiveQuest(m),
+        request=pb.ArchiveQuestRequest,
+        response=pb.ArchiveQuestResponse,
+        access=Access.ADMIN,
+        operation_id="archiveQuest",
+        summary="Archive a quest: it leaves the catalogue, stays in users' history",
+        tag=ADMIN_TAG,
+        headers=NO_STORE,
+    ),
+)

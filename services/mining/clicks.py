@@ -1,0 +1,164 @@
+"""The Redis side of accepting clicks: one script per click, one per peek.
+
+Keys (the user's in one hash slot, ``{<user id>}``):
+
+- ``mining-clicks`` — the stream workers drain (entries are deleted once done,
+  so its length is the backlog);
+- ``mq:mine:{<user>}:state`` — energy, tap tokens, today's taps;
+- ``mq:mine:{<user>}:click:<key>`` — one click's status: ``s`` state
+  (q queued, d done, f failed, t throttled), ``n`` taps, ``fp`` fingerprint,
+  ``r`` reward units, ``e`` error code, ``ra`` retry-at ms.
+
+The submit script touches the stream and the user's keys together, so on
+Redis Cluster the stream would have to share the user's slot: run the click
+pipeline on one primary (one stream), or shard streams by user hash tag.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from runtime.metrics import REDIS_LATENCY_MS
+from runtime.redis_pipe import PipelinedRedis
+from services.mining.settings import STREAM, Reward, TapRules
+
+_LUA = Path(__file__).with_name("lua")
+SUBMIT_SCRIPT = (_LUA / "submit_click.lua").read_text()
+PEEK_SCRIPT = (_LUA / "peek.lua").read_text()
+
+
+def state_key(user_id: str) -> str:
+    return f"mq:mine:{{{user_id}}}:state"
+
+
+def status_key(user_id: str, key: str) -> str:
+    return f"mq:mine:{{{user_id}}}:click:{key}"
+
+
+def click_id(user_id: str, key: str) -> str:
+    """The click's id everywhere below Redis: MongoDB ``_id`` and the wallet's
+    ``source_id``. Keys are the caller's, so the id carries the user."""
+    return f"{user_id}:{key}"
+
+
+class Outcome(enum.IntEnum):
+    QUEUED = 1
+    DEDUPLICATED = 2
+    KEY_REUSED = 3
+    QUEUE_FULL = 4
+    ENERGY_EXHAUSTED = 5
+    DAILY_CAP_REACHED = 6
+    TAP_RATE_EXCEEDED = 7
+
+
+THROTTLE_REASONS = {
+    Outcome.ENERGY_EXHAUSTED: "energy_exhausted",
+    Outcome.DAILY_CAP_REACHED: "daily_cap_reached",
+    Outcome.TAP_RATE_EXCEEDED: "tap_rate_exceeded",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    outcome: Outcome
+    accepted: int
+    retry_after_ms: int
+    depth: int
+    energy: int
+
+
+@dataclass(frozen=True, slots=True)
+class Click:
+    taps: int
+    #: Milliseconds between the batch's first and last tap, as the client says; -1: unknown.
+    span_ms: int
+    #: What makes a retry the same request.
+    fingerprint: str
+
+
+@dataclass(frozen=True, slots=True)
+class Peek:
+    energy_milli: int
+    today_taps: int
+    now_ms: int
+
+
+class ClickGate:
+    def __init__(
+        self,
+        redis: PipelinedRedis,
+        rules: TapRules,
+        reward: Reward,
+        *,
+        max_depth: int,
+        status_ttl_seconds: int,
+        throttled_ttl_seconds: int,
+    ) -> None:
+        self.redis = redis
+        self.rules = rules
+        self.reward = reward
+        self._submit = redis.script(SUBMIT_SCRIPT)
+        self._peek = redis.script(PEEK_SCRIPT)
+        self._latency = {
+            name: REDIS_LATENCY_MS.labels(operation=f"mining_{name}")
+            for name in ("submit", "peek", "status")
+        }
+        self._fixed = [
+            max_depth,
+            rules.energy_max,
+            repr(rules.energy_regen_per_second),
+            rules.energy_per_tap,
+            repr(rules.max_taps_per_second),
+            rules.tap_burst,
+            rules.daily_tap_cap,
+            reward.units_per_tap,
+            status_ttl_seconds,
+            throttled_ttl_seconds,
+        ]
+
+    async def submit(
+        self, user_id: str, key: str, click: Click, request_id: str, now_ms: int | None = None
+    ) -> Submitted:
+        """Run the submit script; ``now_ms`` replaces Redis time (tests only)."""
+        args = [
+            click.taps,
+            click.span_ms,
+            click.fingerprint,
+            *self._fixed,
+            user_id,
+            key,
+            request_id,
+            "" if now_ms is None else now_ms,
+        ]
+        keys = [STREAM, state_key(user_id), status_key(user_id, key)]
+        code, accepted, retry_ms, depth, energy = await self._timed(
+            "submit", self.redis.evalsha(self._submit, keys, args)
+        )
+        return Submitted(Outcome(code), int(accepted), int(retry_ms), int(depth), int(energy))
+
+    async def peek(self, user_id: str, now_ms: int | None = None) -> Peek:
+        args = [
+            self.rules.energy_max,
+            repr(self.rules.energy_regen_per_second),
+            "" if now_ms is None else now_ms,
+        ]
+        energy, today, now = await self._timed(
+            "peek", self.redis.evalsha(self._peek, [state_key(user_id)], args)
+        )
+        return Peek(int(energy), int(today), int(now))
+
+    async def status(self, user_id: str, key: str) -> dict[str, str]:
+        """A click's status fields (empty when unknown)."""
+        raw = await self._timed("status", self.redis.execute("HGETALL", status_key(user_id, key)))
+        return {raw[i].decode(): raw[i + 1].decode() for i in range(0, len(raw), 2)}
+
+    async def _timed(self, operation: str, call: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return await call
+        finally:
+            self._latency[operation].observe((time.perf_counter() - started) * 1000)

@@ -1,0 +1,37 @@
+"""The mining service's domain errors (each maps to gRPC status in runtime.errors).
+
+DomainError
+├── InvalidArgument
+│   └── InvalidClick            invalid_click | idempotency_key_required
+├── NotFound
+│   └── ClickNotFound           click_not_found
+├── AlreadyExists
+│   └── IdempotencyKeyReused    idempotency_key_reused (HTTP 422)
+└── ResourceExhausted           (all with retry_after)
+    ├── QueueFull               queue_full (HTTP 503: backpressure, not the user's fault)
+    └── Throttled               energy_exhausted | tap_rate_exceeded | daily_cap_reached
+"""
+
+from __future__ import annotations
+
+from runtime.errors import AlreadyExists, InvalidArgument, NotFound, ResourceExhausted
+
+
+class InvalidClick(InvalidArgument):
+    reason = "invalid_click"
+
+
+class ClickNotFound(NotFound):
+    reason = "click_not_found"
+
+
+class IdempotencyKeyReused(AlreadyExists):
+    reason = "idempotency_key_reused"
+
+
+class QueueFull(ResourceExhausted):
+    reason = "queue_full"
+
+
+class Throttled(ResourceExhausted):
+    reason = "energy_exhausted"

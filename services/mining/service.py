@@ -1,0 +1,197 @@
+"""The MiningService gRPC handlers: validate, one Redis script, answer.
+
+``SubmitClick`` never waits for MongoDB or the wallet: it queues and answers.
+Every read is scoped to the caller, so another user's key is NOT_FOUND like
+one that never existed.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+from google.protobuf.timestamp_pb2 import Timestamp
+from grpc.aio import ServicerContext
+
+from minequest.common.v1 import common_pb2
+from minequest.mining.v1 import mining_pb2, mining_pb2_grpc
+from runtime import context
+from runtime.errors import InvalidArgument
+from services.mining import metrics
+from services.mining.clicks import THROTTLE_REASONS, Click, ClickGate, Outcome
+from services.mining.errors import (
+    ClickNotFound,
+    IdempotencyKeyReused,
+    InvalidClick,
+    QueueFull,
+    Throttled,
+)
+from services.mining.store import MiningStore
+
+Context = ServicerContext[Any, Any]
+
+MAX_KEY_LENGTH = 255
+#: How far in the future a client's tap time may be (clock skew), in ms.
+MAX_CLOCK_SKEW_MS = 60_000
+
+STATES = {
+    "q": mining_pb2.CLICK_STATE_QUEUED,
+    "d": mining_pb2.CLICK_STATE_DONE,
+    "f": mining_pb2.CLICK_STATE_FAILED,
+    "t": mining_pb2.CLICK_STATE_THROTTLED,
+}
+
+
+def _user(user_id: str) -> str:
+    if not user_id:
+        raise InvalidArgument("user_id is required", field="user_id")
+    return user_id
+
+
+def _key(key: str, field: str) -> str:
+    if not key:
+        raise InvalidClick(
+            "an idempotency key is required", field=field, reason="idempotency_key_required"
+        )
+    if len(key) > MAX_KEY_LENGTH or not all(33 <= ord(ch) <= 126 for ch in key):
+        raise InvalidClick(
+            f"{field} must be 1-{MAX_KEY_LENGTH} visible ASCII characters", field=field
+        )
+    return key
+
+
+def _millis(stamp: Timestamp) -> int:
+    return stamp.seconds * 1000 + stamp.nanos // 1_000_000
+
+
+def read_click(request: mining_pb2.SubmitClickRequest, max_taps: int, now_ms: int) -> Click:
+    """The batch a request carries, validated (raises InvalidClick naming the field)."""
+    taps = request.count or 1
+    if taps < 0 or taps > max_taps:
+        raise InvalidClick(f"count must be 1-{max_taps} taps", field="count")
+    has_first, has_last = request.HasField("first_tap_at"), request.HasField("last_tap_at")
+    first = _millis(request.first_tap_at) if has_first else 0
+    last = _millis(request.last_tap_at) if has_last else 0
+    span = -1
+    if has_first and has_last:
+        if last < first:
+            raise InvalidClick("last_tap_at is before first_tap_at", field="last_tap_at")
+        span = last - first
+    stamps = ((has_first, first, "first_tap_at"), (has_last, last, "last_tap_at"))
+    for present, value, field in stamps:
+        if present and value > now_ms + MAX_CLOCK_SKEW_MS:
+            raise InvalidClick(f"{field} is in the future", field=field)
+    return Click(taps=taps, span_ms=span, fingerprint=f"{taps}:{first}:{last}")
+
+
+def _timestamp(ms: int) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromMilliseconds(ms)
+    return stamp
+
+
+class MiningService(mining_pb2_grpc.MiningServiceServicer):
+    def __init__(self, gate: ClickGate, store: MiningStore) -> None:
+        self.gate = gate
+        self.store = store
+        self.rules = gate.rules
+        self.reward = gate.reward
+
+    async def SubmitClick(
+        self, request: mining_pb2.SubmitClickRequest, context_: Context
+    ) -> mining_pb2.SubmitClickResponse:
+        try:
+            user = _user(request.user_id)
+            key = _key(request.idempotency_key, "idempotency_key")
+            click = read_click(request, self.rules.max_taps_per_request, int(time.time() * 1000))
+        except InvalidArgument:
+            metrics.click_request("invalid").inc()
+            raise
+        request_id = request.request_id or context.request_id.get() or ""
+        result = await self.gate.submit(user, key, click, request_id)
+        outcome = result.outcome
+        if outcome is Outcome.QUEUED or outcome is Outcome.DEDUPLICATED:
+            deduplicated = outcome is Outcome.DEDUPLICATED
+            metrics.click_request("deduplicated" if deduplicated else "queued").inc()
+            if not deduplicated:
+                metrics.QUEUE_DEPTH.set(result.depth)
+            return mining_pb2.SubmitClickResponse(
+                key=key,
+                state=mining_pb2.CLICK_STATE_QUEUED,
+                accepted_taps=result.accepted,
+                deduplicated=deduplicated,
+            )
+        if outcome is Outcome.KEY_REUSED:
+            metrics.click_request("key_reused").inc()
+            raise IdempotencyKeyReused(
+                "this Idempotency-Key was used for another batch of taps; use a new key",
+                field="idempotency_key",
+            )
+        if outcome is Outcome.QUEUE_FULL:
+            metrics.click_request("queue_full").inc()
+            metrics.QUEUE_DEPTH.set(result.depth)
+            raise QueueFull(
+                "the click queue is full; retry shortly", retry_after=result.retry_after_ms / 1000
+            )
+        reason = THROTTLE_REASONS[outcome]
+        metrics.click_request(reason).inc()
+        retry = result.retry_after_ms / 1000
+        raise Throttled(_throttle_message(outcome, retry), reason=reason, retry_after=retry)
+
+    async def GetClickStatus(
+        self, request: mining_pb2.GetClickStatusRequest, context_: Context
+    ) -> mining_pb2.GetClickStatusResponse:
+        user = _user(request.user_id)
+        key = _key(request.key, "key")
+        fields = await self.gate.status(user, key)
+        state = fields.get("s")
+        if state not in STATES:
+            raise ClickNotFound(f"no click with key {key!r} (unknown, or older than its retention)")
+        reply = mining_pb2.GetClickStatusResponse(
+            key=key,
+            state=STATES[state],
+            accepted_taps=int(fields.get("n", 0)),
+            error_code=fields.get("e", ""),
+        )
+        if state == "d":
+            units = int(fields.get("r", 0))
+            reply.reward_units = units
+            reply.reward.CopyFrom(self._money(units))
+        if state == "t" and "ra" in fields:
+            reply.retry_at.CopyFrom(_timestamp(int(fields["ra"])))
+        return reply
+
+    async def GetMiningStatus(
+        self, request: mining_pb2.GetMiningStatusRequest, context_: Context
+    ) -> mining_pb2.GetMiningStatusResponse:
+        user = _user(request.user_id)
+        peek = await self.gate.peek(user)
+        totals = await self.store.totals(user)
+        full = self.rules.energy_max * 1000
+        regen = self.rules.energy_regen_per_second
+        missing_ms = math.ceil(max(0, full - peek.energy_milli) / regen)
+        return mining_pb2.GetMiningStatusResponse(
+            total_taps=totals.taps,
+            total_reward_units=totals.reward_units,
+            today_taps=peek.today_taps,
+            energy=peek.energy_milli // 1000,
+            max_energy=self.rules.energy_max,
+            energy_full_at=_timestamp(peek.now_ms + missing_ms),
+            total_reward=self._money(totals.reward_units),
+            daily_tap_cap=self.rules.daily_tap_cap,
+        )
+
+    def _money(self, units: int) -> common_pb2.Money:
+        return common_pb2.Money(
+            currency=self.reward.currency, units=units, amount=self.reward.amount(units)
+        )
+
+
+def _throttle_message(outcome: Outcome, retry_seconds: float) -> str:
+    when = f"in {math.ceil(retry_seconds)} s"
+    if outcome is Outcome.ENERGY_EXHAUSTED:
+        return f"out of energy: enough for a tap again {when}"
+    if outcome is Outcome.DAILY_CAP_REACHED:
+        return f"today's tap cap is reached: it resets at 00:00 UTC ({when})"
+    return f"tapping faster than allowed: retry {when}"

@@ -1,0 +1,149 @@
+"""The mining service's MongoDB database: click records and per-user totals.
+
+- ``clicks``: one document per processed click, ``_id`` = the click id
+  (``<user>:<key>``), so a click is recorded once however often a worker
+  retries it.
+- ``miners``: one document per user with running totals.
+
+Neither has an index beyond ``_id``: no read looks clicks up by anything
+else, and every index is paid on the hottest write there is.
+
+:meth:`MiningStore.record` writes a whole batch in one transaction: the
+clicks not yet recorded are bulk-inserted and each user's totals get one
+``$inc`` for them, so totals always equal the sum of the click records.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pymongo import AsyncMongoClient, UpdateOne
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.errors import PyMongoError
+from pymongo.read_concern import ReadConcern
+from pymongo.write_concern import WriteConcern
+
+from runtime.stores import is_duplicate_key
+
+Doc = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ClickRecord:
+    id: str
+    user_id: str
+    key: str
+    taps: int
+    reward_units: int
+    accepted_at: datetime
+    stream_id: str
+    request_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class MinerTotals:
+    taps: int
+    reward_units: int
+    clicks: int
+
+
+class MiningStore:
+    def __init__(self, client: AsyncMongoClient[Doc], database: str) -> None:
+        self.client = client
+        db = client[database]
+        self.clicks = db["clicks"]
+        self.miners = db["miners"]
+
+    async def totals(self, user_id: str) -> MinerTotals:
+        doc = await self.miners.find_one({"_id": user_id})
+        if doc is None:
+            return MinerTotals(0, 0, 0)
+        return MinerTotals(doc.get("taps", 0), doc.get("reward_units", 0), doc.get("clicks", 0))
+
+    async def record(self, records: Sequence[ClickRecord], now: datetime) -> int:
+        """Record the batch's clicks that are not recorded yet, with their totals,
+        in one transaction. Returns how many were new.
+
+        The first try assumes the batch is new (the common case) and skips
+        looking up what is recorded already; a duplicate click aborts it, and
+        the second try records only what is missing.
+        """
+        unique: dict[str, ClickRecord] = {}
+        for record in records:
+            unique.setdefault(record.id, record)
+        if not unique:
+            return 0
+        try:
+            return await self._transaction(lambda session: self._write(unique, now, session))
+        except PyMongoError as error:
+            if not is_duplicate_key(error):
+                raise
+
+        async def missing_only(session: AsyncClientSession) -> int:
+            known = {
+                doc["_id"]
+                async for doc in self.clicks.find(
+                    {"_id": {"$in": list(unique)}}, {"_id": 1}, session=session
+                )
+            }
+            fresh = {key: record for key, record in unique.items() if key not in known}
+            return await self._write(fresh, now, session)
+
+        return await self._transaction(missing_only)
+
+    async def _write(
+        self, fresh: dict[str, ClickRecord], now: datetime, session: AsyncClientSession
+    ) -> int:
+        if not fresh:
+            return 0
+        await self.clicks.insert_many(
+            [_click_doc(record, now) for record in fresh.values()], session=session
+        )
+        per_user: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+        for record in fresh.values():
+            sums = per_user[record.user_id]
+            sums[0] += record.taps
+            sums[1] += record.reward_units
+            sums[2] += 1
+        await self.miners.bulk_write(
+            [
+                UpdateOne(
+                    {"_id": user},
+                    {
+                        "$inc": {"taps": taps, "reward_units": units, "clicks": clicks},
+                        "$max": {"last_click_at": now},
+                    },
+                    upsert=True,
+                )
+                for user, (taps, units, clicks) in per_user.items()
+            ],
+            ordered=False,
+            session=session,
+        )
+        return len(fresh)
+
+    async def _transaction(self, write: Callable[[AsyncClientSession], Awaitable[int]]) -> int:
+        async with self.client.start_session() as session:
+            return await session.with_transaction(
+                write,
+                read_concern=ReadConcern("snapshot"),
+                write_concern=WriteConcern("majority"),
+            )
+
+
+def _click_doc(record: ClickRecord, now: datetime) -> Doc:
+    return {
+        "_id": record.id,
+        "user_id": record.user_id,
+        "key": record.key,
+        "taps": record.taps,
+        "reward_units": record.reward_units,
+        "accepted_at": record.accepted_at,
+        "recorded_at": now,
+        "stream_id": record.stream_id,
+        "request_id": record.request_id,
+    }

@@ -1,0 +1,176 @@
+"""Chaos: clicks under load while a worker is SIGKILLed and restarted, and
+later the wallet. After the backlog drains, every click answered 202 is
+credited exactly once with its reward, nothing else is credited, the ledger
+reconciles, and no stream entry is left pending or dead."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+import redis as sync_redis
+from pymongo import MongoClient
+
+from services.mining.settings import DEAD_LETTERS, GROUP, STREAM
+from tests.e2e.conftest import ROOT, Stack, start_stack
+
+pytestmark = pytest.mark.e2e
+
+USERS = 24
+LOAD_SECONDS = 9.0
+UNITS_PER_TAP = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    user_id: str
+    key: str
+    status: int  # 0: no answer (transport error): outcome unknown
+    accepted: int
+
+
+@pytest.fixture(scope="module")
+def chaos_stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    """Two workers that reclaim a dead one's entries after 1 s; every click comes
+    from 127.0.0.1, so the per-IP tier is opened up."""
+    for stack in start_stack(
+        request,
+        tmp_path_factory,
+        "chaos",
+        {
+            "MINING_RATE_LIMIT_IP_RATE": "100000",
+            "MINING_RATE_LIMIT_IP_BURST": "100000",
+            "MINING_WORKER_CLAIM_IDLE_MS": "1000",
+            "MINING_WORKER_BATCH_SIZE": "50",
+        },
+    ):
+        stack.spawn("mining-worker-2", ["services.mining", "worker"])
+        yield stack
+
+
+async def _user(client: httpx.AsyncClient, token: str, user_id: str, until: float) -> list[Sent]:
+    sent: list[Sent] = []
+    headers = {"Authorization": f"Bearer {token}"}
+    while time.monotonic() < until:
+        key = uuid.uuid4().hex
+        try:
+            response = await client.post(
+                "/api/mining/click",
+                json={"count": random.randint(1, 3)},
+                headers={**headers, "Idempotency-Key": key},
+            )
+        except httpx.TransportError:
+            sent.append(Sent(user_id, key, 0, 0))
+            continue
+        accepted = response.json().get("acceptedTaps", 0) if response.status_code == 202 else 0
+        sent.append(Sent(user_id, key, response.status_code, accepted))
+        await asyncio.sleep(0.25)
+    return sent
+
+
+def _load(stack: Stack, out: list[Sent]) -> None:
+    async def run() -> None:
+        users = [uuid.uuid4().hex for _ in range(USERS)]
+        until = time.monotonic() + LOAD_SECONDS
+        async with httpx.AsyncClient(base_url=stack.base_url, timeout=10.0) as client:
+            results = await asyncio.gather(
+                *(_user(client, stack.token_for(user), user, until) for user in users)
+            )
+        for result in results:
+            out.extend(result)
+
+    asyncio.run(run())
+
+
+def _drained(redis: sync_redis.Redis, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        pending = redis.xpending(STREAM, GROUP)["pending"]
+        if redis.xlen(STREAM) == 0 and pending == 0:
+            return
+        time.sleep(0.25)
+    raise AssertionError(f"backlog not drained: {redis.xlen(STREAM)} entries left")
+
+
+def test_killed_workers_and_wallet_lose_and_double_nothing(chaos_stack: Stack) -> None:
+    stack = chaos_stack
+    sent: list[Sent] = []
+    load = threading.Thread(target=_load, args=(stack, sent))
+    load.start()
+    time.sleep(2.0)
+    stack.child("mining-worker").process.kill()  # SIGKILL mid-batch
+    time.sleep(1.0)
+    stack.restart("mining-worker")
+    time.sleep(1.0)
+    stack.child("wallet").process.kill()
+    time.sleep(1.5)
+    stack.restart("wallet")
+    load.join(LOAD_SECONDS + 30)
+    assert not load.is_alive()
+
+    redis = sync_redis.Redis.from_url(stack.env["REDIS_URL"], decode_responses=True)
+    # A transaction the killed wallet left open holds its accounts until the
+    # database's transaction lifetime ends (60 s): credits to them wait it out.
+    _drained(redis, 120.0)
+
+    outcomes = Counter(s.status for s in sent)
+    accepted = {f"{s.user_id}:{s.key}": s.accepted for s in sent if s.status == 202}
+    refused = {f"{s.user_id}:{s.key}" for s in sent if s.status not in {0, 202}}
+    assert len(accepted) > 200, outcomes
+
+    mongo: MongoClient[dict[str, object]] = MongoClient(stack.env["MONGODB_URI"])
+    try:
+        entries = list(
+            mongo[stack.env["WALLET_MONGODB_DATABASE"]]["entries"].find(
+                {"source": "mining.click"}, {"source_id": 1, "amount": 1}
+            )
+        )
+        clicks = mongo[stack.env["MINING_MONGODB_DATABASE"]]["clicks"].count_documents({})
+    finally:
+        mongo.close()
+    credited = Counter(str(entry["source_id"]) for entry in entries)
+    assert [k for k, n in credited.items() if n > 1] == []  # nothing twice
+    missing = set(accepted) - set(credited)
+    assert missing == set(), f"{len(missing)} accepted clicks not credited; {outcomes}"
+    unknown = {f"{s.user_id}:{s.key}" for s in sent if s.status == 0}
+    assert set(credited) - set(accepted) - unknown == set()  # nothing refused is credited
+    assert not refused & set(credited)
+    amounts = {str(entry["source_id"]): entry["amount"] for entry in entries}
+    assert all(amounts[k] == taps * UNITS_PER_TAP for k, taps in accepted.items())
+    assert clicks == len(credited)
+
+    assert redis.xlen(DEAD_LETTERS) == 0
+    reconcile = subprocess.run(
+        [sys.executable, "-m", "services.wallet", "reconcile"],
+        cwd=ROOT,
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert reconcile.returncode == 0, reconcile.stdout + reconcile.stderr
+    assert " 0 differences" in reconcile.stdout
+    inspect = subprocess.run(
+        [sys.executable, "-m", "services.mining", "inspect"],
+        cwd=ROOT,
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert "0 entries not done" in inspect.stdout
+    assert "oldest pending entry: none" in inspect.stdout

@@ -1,0 +1,383 @@
+"""The click worker on real Redis, MongoDB-wire and wallet servers: batches are
+recorded and credited exactly once, a dead consumer's entries are reclaimed,
+poison entries are dead-lettered, and the inspection CLI sees all of it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+import redis.asyncio as aioredis
+import redis.exceptions
+from pymongo import AsyncMongoClient
+
+from minequest.mining.v1 import mining_pb2 as pb
+from minequest.mining.v1 import mining_pb2_grpc
+from minequest.wallet.v1 import wallet_pb2, wallet_pb2_grpc
+from runtime.embedded import free_port
+from runtime.stores import mongo_client
+from services.mining.inspection import inspect, render, replay_dead
+from services.mining.metrics import RETRIED
+from services.mining.settings import DEAD_LETTERS, GROUP, STREAM, MiningSettings, WorkerSettings
+from services.mining.store import MiningStore
+from services.mining.worker import Worker
+from services.wallet.reconcile import reconcile
+from services.wallet.server import wallet_lifespan
+from services.wallet.store import WalletStore
+from tests.integration.conftest import (
+    mining_channel,
+    mining_env,
+    served_address,
+    wallet_settings,
+)
+
+pytestmark = pytest.mark.integration
+
+UNITS_PER_TAP = 100_000  # the default 0.001 MQC with 8 decimals
+
+
+@dataclass
+class Pipeline:
+    mining: Any
+    wallet: Any
+    redis: aioredis.Redis
+    mongo: AsyncMongoClient[dict[str, Any]]
+    env: dict[str, str]
+    wallet_addr: str
+    database: str
+    wallet_database: str
+
+    def worker_settings(self, **extra: str) -> WorkerSettings:
+        return WorkerSettings.from_env(
+            mining_env(
+                self.env["MONGODB_URI"],
+                self.env["REDIS_URL"],
+                self.database,
+                **{
+                    "WALLET_SERVICE_ADDR": self.wallet_addr,
+                    "MINING_WORKER_BLOCK_MS": "50",
+                    "SHUTDOWN_GRACE_SECONDS": "5",
+                    **extra,
+                },
+            )
+        )
+
+    @contextlib.asynccontextmanager
+    async def worker(self, **extra: str) -> AsyncIterator[Worker]:
+        settings = self.worker_settings(**extra)
+        channel = grpc.aio.insecure_channel(settings.wallet_service_addr)
+        worker = Worker(
+            settings,
+            self.redis,
+            MiningStore(self.mongo, self.database),
+            wallet_pb2_grpc.WalletServiceStub(channel),
+        )
+        await worker.ensure_group()
+        task = asyncio.create_task(worker.run())
+        try:
+            yield worker
+        finally:
+            worker.stopping.set()
+            await asyncio.wait_for(task, 30)
+            await channel.close()
+
+    async def click(self, user_id: str, key: str, count: int = 1) -> Any:
+        return await self.mining.SubmitClick(
+            pb.SubmitClickRequest(user_id=user_id, idempotency_key=key, count=count)
+        )
+
+    async def balance_units(self, user_id: str) -> int:
+        reply = await self.wallet.GetBalance(wallet_pb2.GetBalanceRequest(user_id=user_id))
+        return sum(b.available_units for b in reply.balances if b.currency == "MQC")
+
+    async def drained(self) -> None:
+        await until(self._empty, 20.0)
+
+    async def _empty(self) -> bool:
+        pending = await self.redis.xpending(STREAM, GROUP)
+        return await self.redis.xlen(STREAM) == 0 and pending["pending"] == 0
+
+
+async def wallet_retried(times: float) -> bool:
+    """Whether workers have retried batches for a missing wallet ``times`` times."""
+    return bool(RETRIED.labels(error_code="wallet_unavailable")._value.get() >= times)
+
+
+async def until(check: Callable[[], Awaitable[bool]], seconds: float) -> None:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def pipeline(
+    mongodb_uri: str, redis_url: str, database_name: str, redis: aioredis.Redis
+) -> AsyncIterator[Pipeline]:
+    wallet_db = f"{database_name}_wallet"
+    mongo = mongo_client(mongodb_uri, app_name="tests")
+    config = MiningSettings.from_env(mining_env(mongodb_uri, redis_url, database_name))
+    async with (
+        served_address(wallet_lifespan(wallet_settings(mongodb_uri, wallet_db))) as wallet_addr,
+        mining_channel(config) as mining_ch,
+        grpc.aio.insecure_channel(wallet_addr) as wallet_ch,
+    ):
+        yield Pipeline(
+            mining=mining_pb2_grpc.MiningServiceStub(mining_ch),
+            wallet=wallet_pb2_grpc.WalletServiceStub(wallet_ch),
+            redis=redis,
+            mongo=mongo,
+            env={"MONGODB_URI": mongodb_uri, "REDIS_URL": redis_url},
+            wallet_addr=wallet_addr,
+            database=database_name,
+            wallet_database=wallet_db,
+        )
+    await mongo.close()
+
+
+async def test_clicks_are_recorded_credited_and_done(pipeline: Pipeline) -> None:
+    users = [uuid.uuid4().hex for _ in range(3)]
+    sent: dict[str, int] = dict.fromkeys(users, 0)
+    keys = []
+    for i in range(30):
+        uid = users[i % 3]
+        k = uuid.uuid4().hex
+        reply = await pipeline.click(uid, k, count=1 + i % 4)
+        sent[uid] += reply.accepted_taps
+        keys.append((uid, k, reply.accepted_taps))
+    async with pipeline.worker(MINING_WORKER_BATCH_SIZE="7"):
+        await pipeline.drained()
+
+    db = pipeline.mongo[pipeline.database]
+    assert await db["clicks"].count_documents({}) == 30
+    for uid in users:
+        assert await pipeline.balance_units(uid) == sent[uid] * UNITS_PER_TAP
+        miner = await db["miners"].find_one({"_id": uid})
+        assert miner is not None
+        assert (miner["taps"], miner["clicks"]) == (sent[uid], 10)
+        status = await pipeline.mining.GetMiningStatus(pb.GetMiningStatusRequest(user_id=uid))
+        assert status.total_taps == sent[uid]
+    for uid, k, taps in keys:
+        status = await pipeline.mining.GetClickStatus(pb.GetClickStatusRequest(user_id=uid, key=k))
+        assert (status.state, status.reward_units) == (pb.CLICK_STATE_DONE, taps * UNITS_PER_TAP)
+        assert status.reward.amount == f"{taps * UNITS_PER_TAP / 1e8:.8f}"
+
+
+async def test_a_batch_processed_twice_changes_nothing(pipeline: Pipeline) -> None:
+    """A worker that dies after MongoDB and the wallet but before XACK: the
+    batch comes again and must not record or credit anything twice."""
+    uid = uuid.uuid4().hex
+    for _ in range(5):
+        await pipeline.click(uid, uuid.uuid4().hex, count=2)
+    await pipeline.redis.xgroup_create(STREAM, GROUP, id="0")
+    reply: Any = await pipeline.redis.xreadgroup(GROUP, "doomed", {STREAM: ">"}, count=100)
+    entries = reply[0][1]
+    async with pipeline.worker(MINING_WORKER_CLAIM_IDLE_MS="100") as worker:
+        # The doomed consumer's work, done once by hand (as if it then died)...
+        await worker.process("doomed-by-hand", entries)
+        # ...and its unacknowledged delivery reclaimed by the running worker.
+        await pipeline.drained()
+    assert await pipeline.balance_units(uid) == 10 * UNITS_PER_TAP
+    db = pipeline.mongo[pipeline.database]
+    miner = await db["miners"].find_one({"_id": uid})
+    assert miner is not None
+    assert miner["taps"] == 10
+    report = await reconcile(WalletStore(pipeline.mongo, pipeline.wallet_database))
+    assert report.differences == ()
+
+
+async def test_a_dead_consumers_entries_are_reclaimed(pipeline: Pipeline) -> None:
+    uid = uuid.uuid4().hex
+    for _ in range(4):
+        await pipeline.click(uid, uuid.uuid4().hex)
+    await pipeline.redis.xgroup_create(STREAM, GROUP, id="0")
+    await pipeline.redis.xreadgroup(GROUP, "crashed", {STREAM: ">"}, count=100)
+    report = await inspect(pipeline.redis)
+    crashed = next(c for c in report.groups[0].consumers if c.name == "crashed")
+    assert crashed.pending == 4
+    assert report.oldest_pending_age_seconds is not None
+    async with pipeline.worker(MINING_WORKER_CLAIM_IDLE_MS="200"):
+        await pipeline.drained()
+    assert await pipeline.balance_units(uid) == 4 * UNITS_PER_TAP
+
+
+async def test_poison_entries_go_to_dead_letters_and_can_be_replayed(
+    pipeline: Pipeline,
+) -> None:
+    uid, good, poison = uuid.uuid4().hex, uuid.uuid4().hex, uuid.uuid4().hex
+    await pipeline.click(uid, good, count=2)
+    # A malformed entry can never succeed: dead-lettered at once.
+    await pipeline.redis.xadd(STREAM, {"u": uid, "k": poison, "n": "many", "r": "1", "t": "1"})
+    # A reward the wallet refuses (unknown currency) fails on every attempt.
+    async with pipeline.worker(
+        MINING_WORKER_CLAIM_IDLE_MS="50",
+        MINING_WORKER_MAX_ATTEMPTS="3",
+        MINING_REWARD_CURRENCY="XYZ",
+    ):
+        await pipeline.drained()
+    assert await pipeline.redis.xlen(DEAD_LETTERS) == 2
+    raw: Any = await pipeline.redis.xrange(DEAD_LETTERS)
+    letters = {fields["k"]: fields for _, fields in raw}
+    assert letters[poison]["error_code"] == "malformed_entry"
+    assert (letters[good]["error_code"], letters[good]["attempts"]) == ("unknown_currency", "3")
+    for k in (good, poison):
+        status = await pipeline.mining.GetClickStatus(pb.GetClickStatusRequest(user_id=uid, key=k))
+        assert status.state == pb.CLICK_STATE_FAILED
+    assert await pipeline.balance_units(uid) == 0
+    text = render(await inspect(pipeline.redis))
+    assert "dead letters (mining-clicks-dead): 2" in text
+    assert "unknown_currency after 3 attempt(s)" in text
+
+    # Fixed configuration: replay the dead letters; the good click is credited once,
+    # the malformed one dies again.
+    assert await replay_dead(pipeline.redis) == 2
+    assert await pipeline.redis.xlen(DEAD_LETTERS) == 0
+    async with pipeline.worker(MINING_WORKER_CLAIM_IDLE_MS="50", MINING_WORKER_MAX_ATTEMPTS="3"):
+        await pipeline.drained()
+    assert await pipeline.balance_units(uid) == 2 * UNITS_PER_TAP
+    status = await pipeline.mining.GetClickStatus(pb.GetClickStatusRequest(user_id=uid, key=good))
+    assert status.state == pb.CLICK_STATE_DONE
+    assert await pipeline.redis.xlen(DEAD_LETTERS) == 1
+
+
+async def test_a_wallet_outage_is_waited_out_not_dead_lettered(pipeline: Pipeline) -> None:
+    uid = uuid.uuid4().hex
+    for _ in range(3):
+        await pipeline.click(uid, uuid.uuid4().hex)
+    nowhere = f"127.0.0.1:{free_port()}"
+    async with (
+        grpc.aio.insecure_channel(pipeline.wallet_addr) as live,
+        pipeline.worker(
+            WALLET_SERVICE_ADDR=nowhere,
+            MINING_WORKER_CLAIM_IDLE_MS="100",
+            MINING_WORKER_MAX_ATTEMPTS="1",
+        ) as worker,
+    ):
+        before = RETRIED.labels(error_code="wallet_unavailable")._value.get()
+        await until(lambda: wallet_retried(before + 2), 10)
+        await asyncio.sleep(0.5)  # more failed attempts against the missing wallet
+        assert await pipeline.redis.xlen(DEAD_LETTERS) == 0
+        assert await pipeline.balance_units(uid) == 0
+        worker.wallet = wallet_pb2_grpc.WalletServiceStub(live)  # the wallet is back
+        await pipeline.drained()
+    assert await pipeline.balance_units(uid) == 3 * UNITS_PER_TAP
+    assert await pipeline.redis.xlen(DEAD_LETTERS) == 0
+
+
+async def test_sigterm_hands_an_unfinished_batch_back(pipeline: Pipeline) -> None:
+    """A worker stopped while its batch cannot finish (the wallet is gone) leaves
+    it pending but marked long idle, so the next worker's reclaim takes it at
+    once instead of after the idle timeout."""
+    uid = uuid.uuid4().hex
+    for _ in range(3):
+        await pipeline.click(uid, uuid.uuid4().hex)
+    claim_idle = 60_000
+    async with pipeline.worker(
+        WALLET_SERVICE_ADDR=f"127.0.0.1:{free_port()}",
+        MINING_WORKER_CLAIM_IDLE_MS=str(claim_idle),
+    ):
+        before = RETRIED.labels(error_code="wallet_unavailable")._value.get()
+        await until(lambda: wallet_retried(before + 1), 10)
+    # The context manager set `stopping` and waited for run() to return.
+    pending: Any = await pipeline.redis.xpending_range(STREAM, GROUP, "-", "+", 10)
+    assert len(pending) == 3
+    assert all(entry["time_since_delivered"] >= claim_idle for entry in pending)
+    async with pipeline.worker(MINING_WORKER_CLAIM_IDLE_MS=str(claim_idle)):
+        await pipeline.drained()  # well before the 60 s idle timeout
+    assert await pipeline.balance_units(uid) == 3 * UNITS_PER_TAP
+
+
+def run_cli(redis_url: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "services.mining", *args],
+        cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, "REDIS_URL": redis_url, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+async def test_the_cli_reports_and_replays(pipeline: Pipeline, redis_url: str) -> None:
+    uid, k = uuid.uuid4().hex, uuid.uuid4().hex
+    await pipeline.click(uid, k)
+    await pipeline.redis.xadd(STREAM, {"u": uid, "k": "bad", "n": "x", "r": "1", "t": "1"})
+    async with pipeline.worker():
+        await pipeline.drained()
+    shown = await asyncio.to_thread(run_cli, redis_url, "inspect", "--json")
+    assert shown.returncode == 0, shown.stderr
+    report = json.loads(shown.stdout)
+    assert (report["length"], report["dead_letters"]) == (0, 1)
+    assert report["recent_dead_letters"][0]["error_code"] == "malformed_entry"
+    assert report["groups"][0]["name"] == GROUP
+    replayed = await asyncio.to_thread(run_cli, redis_url, "replay-dead", "--count", "1")
+    assert replayed.returncode == 0, replayed.stderr
+    assert "1 dead letter(s) back on the stream" in replayed.stdout
+    assert await pipeline.redis.xlen(STREAM) == 1
+    gone = await asyncio.to_thread(run_cli, f"redis://127.0.0.1:{free_port()}/0", "inspect")
+    assert gone.returncode == 2
+    assert "Redis is unreachable" in gone.stderr
+
+
+async def test_a_consumer_outlives_an_error_that_escapes_a_batch(pipeline: Pipeline) -> None:
+    """Redis failing while an entry is dead-lettered (here: once, on purpose)
+    must not end the consumer: the entry stays pending, is reclaimed, and the
+    clicks after it are processed."""
+    uid, good = uuid.uuid4().hex, uuid.uuid4().hex
+    await pipeline.redis.xadd(STREAM, {"u": uid, "k": "bad", "n": "x", "r": "1", "t": "1"})
+    async with pipeline.worker(
+        MINING_WORKER_CONCURRENCY="1", MINING_WORKER_CLAIM_IDLE_MS="200"
+    ) as worker:
+        real = worker._dead_letter
+        failures = 0
+
+        async def flaky(*args: Any) -> None:
+            nonlocal failures
+            if failures == 0:
+                failures += 1
+                raise redis.exceptions.ConnectionError("Redis went away mid-batch")
+            await real(*args)
+
+        worker._dead_letter = flaky  # type: ignore[method-assign,assignment]
+        await until(lambda: _is(failures, 1), 10)
+        await pipeline.click(uid, good)
+        await pipeline.drained()
+    status = await pipeline.mining.GetClickStatus(pb.GetClickStatusRequest(user_id=uid, key=good))
+    assert status.state == pb.CLICK_STATE_DONE
+    assert await pipeline.redis.xlen(DEAD_LETTERS) == 1
+
+
+async def _is(value: int, expected: int) -> bool:
+    return value == expected
+
+
+def test_a_worker_whose_metrics_port_is_taken_says_which_variable(
+    redis_url: str, mongodb_uri: str
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli(
+            redis_url,
+            "worker",
+            MONGODB_URI=mongodb_uri,
+            MINING_GRPC_HOST="127.0.0.1",
+            MINING_WORKER_METRICS_PORT=str(port),
+        )
+    assert result.returncode == 2, result.stderr
+    assert f"MINING_WORKER_METRICS_PORT: cannot listen on {port}" in result.stderr
