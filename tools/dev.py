@@ -213,15 +213,21 @@ class PortUnavailableError(Exception):
 
 
 def check_ports(processes: Sequence[ProcessSpec]) -> None:
-    """Raise :class:`PortUnavailableError` naming the first port that cannot be bound."""
+    """Raise :class:`PortUnavailableError` naming the first port that cannot be bound.
+
+    A port claimed twice is a mistake in the configuration alone, so it is
+    reported before any port is probed on this machine.
+    """
+    claims = [claim for spec in processes for claim in spec.ports]
     seen: dict[int, str] = {}
-    for claim in (claim for spec in processes for claim in spec.ports):
+    for claim in claims:
         if claim.port in seen:
             raise PortUnavailableError(
                 f"{claim.variable} and {seen[claim.port]} both ask for port {claim.port}; "
                 f"give one of them another port"
             )
         seen[claim.port] = claim.variable
+    for claim in claims:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:

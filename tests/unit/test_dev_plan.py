@@ -215,8 +215,10 @@ def test_a_port_taken_on_one_address_blocks_the_wildcard(listener: int) -> None:
         check_ports([spec])
 
 
-def test_one_port_claimed_twice_is_refused() -> None:
-    result = plan(AUTH_GRPC_PORT="6010", GATEWAY_PORT="6010")
+def test_one_port_claimed_twice_is_refused(listener: int) -> None:
+    # Reported before any port is probed: another port of the plan being
+    # taken on this machine does not hide the mistake in the configuration.
+    result = plan(AUTH_GRPC_PORT="6010", GATEWAY_PORT="6010", WALLET_GRPC_PORT=str(listener))
     with pytest.raises(PortUnavailableError) as caught:
         check_ports(result.processes)
     assert str(caught.value) == (
@@ -230,11 +232,11 @@ def test_main_refuses_a_taken_port_before_starting_anything(
     capsys: pytest.CaptureFixture[str],
     tmp_path: Path,
 ) -> None:
+    # Every other port the plan claims is a free one, so the answer does not
+    # depend on what else this machine is running.
+    for claim in (claim for spec in plan().processes for claim in spec.ports):
+        monkeypatch.setenv(claim.variable, str(free_port()))
     monkeypatch.setenv("GATEWAY_PORT", str(listener))
-    monkeypatch.setenv("AUTH_GRPC_PORT", str(free_port()))
-    monkeypatch.setenv("AUTH_METRICS_PORT", "0")
-    monkeypatch.setenv("WALLET_GRPC_PORT", str(free_port()))
-    monkeypatch.setenv("WALLET_METRICS_PORT", "0")
     monkeypatch.setenv("MINEQUEST_DATA_DIR", str(tmp_path))
 
     def no_stores(*args: object) -> None:
