@@ -27,11 +27,17 @@ async def pipe(redis_url: str) -> AsyncIterator[PipelinedRedis]:
 
 
 async def test_concurrent_calls_share_one_connection_in_order(
-    pipe: PipelinedRedis, redis: aioredis.Redis
+    redis_url: str, redis: aioredis.Redis
 ) -> None:
+    # A timeout a busy machine cannot reach: this test is about order, and
+    # 500 calls queued at once would not all answer within the fixture's 50 ms.
+    pipe = PipelinedRedis(redis_url, timeout_seconds=10)
     sha = pipe.script(ECHO)
     before = (await redis.info("stats"))["total_connections_received"]
-    replies = await asyncio.gather(*(pipe.evalsha(sha, [f"k{n % 7}"], [n]) for n in range(500)))
+    try:
+        replies = await asyncio.gather(*(pipe.evalsha(sha, [f"k{n % 7}"], [n]) for n in range(500)))
+    finally:
+        await pipe.close()
     after = (await redis.info("stats"))["total_connections_received"]
     assert after - before == 1, "every call went over the pipe's one connection"
     assert [reply[:2] for reply in replies] == [
