@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 from runtime.config import ConfigError, Env, ServiceSettings, default_service_addr
+from runtime.money import format_units
 
 #: Names every process of the pipeline agrees on.
 STREAM = "mining-clicks"
@@ -36,11 +37,7 @@ class Reward:
 
     def amount(self, units: int) -> str:
         """``units`` as a decimal string with the currency's precision."""
-        if self.decimals == 0:
-            return str(units)
-        sign = "-" if units < 0 else ""
-        whole, frac = divmod(abs(units), 10**self.decimals)
-        return f"{sign}{whole}.{frac:0{self.decimals}d}"
+        return format_units(units, self.decimals)
 
 
 @dataclass(frozen=True, slots=True)

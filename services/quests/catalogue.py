@@ -133,11 +133,6 @@ def read_coin_reward(money: common_pb2.Money, precisions: Mapping[str, int]) -> 
     return CoinReward(code, units, precision)
 
 
-def format_units(units: int, precision: int) -> str:
-    """Minor units as a decimal string with ``precision`` places."""
-    return f"{Decimal(units).scaleb(-precision):.{precision}f}"
-
-
 def read_quest(
     quest: quests_pb2.Quest,
     quest_id: str,

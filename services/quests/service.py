@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 from minequest.common.v1 import common_pb2
 from minequest.quests.v1 import quests_pb2, quests_pb2_grpc
 from runtime.errors import DomainError, InvalidArgument
+from runtime.money import format_units
 from runtime.timestamps import to_timestamp
 from services.quests import catalogue
 from services.quests.completions import complete
@@ -72,7 +73,7 @@ def money(coin: Doc | None) -> common_pb2.Money | None:
     return common_pb2.Money(
         currency=coin["currency"],
         units=int(coin["units"]),
-        amount=catalogue.format_units(int(coin["units"]), precision),
+        amount=format_units(int(coin["units"]), precision),
     )
 
 

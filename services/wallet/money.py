@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from minequest.common.v1 import common_pb2
+from runtime import money
 from services.wallet.errors import InvalidAmount, UnknownCurrency
 
 #: The largest amount an int64 field (and a BSON long) holds.
@@ -36,10 +37,6 @@ _CONTEXT = decimal.Context(prec=100, traps=[decimal.InvalidOperation, decimal.In
 class Currency:
     code: str
     precision: int
-
-    @property
-    def scale(self) -> int:
-        return int(10**self.precision)
 
 
 def valid_code(code: str) -> bool:
@@ -83,11 +80,7 @@ def check_units(units: int, field: str) -> int:
 
 def format_units(units: int, currency: Currency) -> str:
     """``units`` as a decimal string with all of the currency's places."""
-    whole, fraction = divmod(abs(units), currency.scale)
-    sign = "-" if units < 0 else ""
-    if currency.precision == 0:
-        return f"{sign}{whole}"
-    return f"{sign}{whole}.{fraction:0{currency.precision}d}"
+    return money.format_units(units, currency.precision)
 
 
 def currency_of(currencies: Mapping[str, Currency], code: str, field: str) -> Currency:

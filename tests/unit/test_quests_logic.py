@@ -17,6 +17,7 @@ from minequest.common.v1 import common_pb2
 from minequest.quests.v1 import quests_pb2 as pb
 from runtime.config import ConfigError, Env
 from runtime.errors import DomainError
+from runtime.money import format_units
 from services.quests import catalogue
 from services.quests.completions import completion_metadata, progress_change
 from services.quests.leaderboard import member_of, parse_member
@@ -109,7 +110,7 @@ def test_coin_rewards_in_minor_units() -> None:
     ]
     for money, expected in cases:
         assert reason(functools.partial(coin, **money))[0] == expected, money
-    assert catalogue.format_units(150_000_000, 8) == "1.50000000"
+    assert format_units(150_000_000, 8) == "1.50000000"
 
 
 def test_wallet_addresses_follow_eip55() -> None:
