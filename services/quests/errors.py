@@ -4,7 +4,7 @@ DomainError
 ├── InvalidArgument
 │   ├── InvalidQuest           invalid_quest | unknown_currency
 │   ├── InvalidWalletAddress   invalid_wallet_address
-│   └── InvalidPageToken       invalid_page_token
+│   └── InvalidPageToken       invalid_page_token (runtime.pages)
 ├── NotFound
 │   └── QuestNotFound          quest_not_found | prerequisite_not_found
 ├── AlreadyExists
@@ -39,10 +39,6 @@ class InvalidQuest(InvalidArgument):
 
 class InvalidWalletAddress(InvalidArgument):
     reason = "invalid_wallet_address"
-
-
-class InvalidPageToken(InvalidArgument):
-    reason = "invalid_page_token"
 
 
 class QuestNotFound(NotFound):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 import uuid
 from collections.abc import Callable
@@ -19,13 +17,13 @@ from minequest.common.v1 import common_pb2
 from minequest.quests.v1 import quests_pb2, quests_pb2_grpc
 from runtime.errors import DomainError, InvalidArgument
 from runtime.money import format_units
+from runtime.pages import bad_token, decode_token, encode_token, page_size
 from runtime.timestamps import to_timestamp
 from services.quests import catalogue
 from services.quests.completions import complete
 from services.quests.credits import Credits
 from services.quests.errors import (
     AlreadyCompleted,
-    InvalidPageToken,
     InvalidQuest,
     PrerequisiteMissing,
     QuestExists,
@@ -44,7 +42,6 @@ Context = ServicerContext[Any, Any]
 Clock = Callable[[], datetime]
 Doc = dict[str, Any]
 
-DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 50, 200
 DEFAULT_LEADERBOARD_LIMIT, MAX_LEADERBOARD_LIMIT = 10, 100
 _RESULTS: dict[type[DomainError], str] = {
     AlreadyCompleted: "already_completed",
@@ -119,19 +116,14 @@ def entry_message(standing: Standing) -> quests_pb2.LeaderboardEntry:
     )
 
 
-def _page_token(last_id: str) -> str:
-    return base64.urlsafe_b64encode(last_id.encode()).decode().rstrip("=")
-
-
 def _after(token: str) -> str | None:
+    """The catalogue id a page token holds (the last id of the page before)."""
     if not token:
         return None
     try:
-        return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise InvalidPageToken(
-            "page.pageToken is not a token this list gave out", field="page.page_token"
-        ) from None
+        return decode_token(token).decode()
+    except UnicodeDecodeError:
+        raise bad_token() from None
 
 
 class QuestsService(quests_pb2_grpc.QuestsServiceServicer):
@@ -160,14 +152,12 @@ class QuestsService(quests_pb2_grpc.QuestsServiceServicer):
         self, request: quests_pb2.ListQuestsRequest, context: Context
     ) -> quests_pb2.ListQuestsResponse:
         user_id = _user(request.user_id)
-        if request.page.page_size < 0:
-            raise InvalidPageToken("page.pageSize must not be negative", field="page.page_size")
-        size = min(request.page.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        size = page_size(request.page)
         docs = await self.store.catalogue(_after(request.page.page_token), size + 1)
         page = common_pb2.PageResponse()
         if len(docs) > size:
             docs = docs[:size]
-            page.next_page_token = _page_token(docs[-1]["_id"])
+            page.next_page_token = encode_token(docs[-1]["_id"].encode())
         progress = await self.store.user_progress(user_id) or {}
         done: dict[str, Doc] = progress.get("done") or {}
         now = self.now()

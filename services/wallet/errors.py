@@ -11,7 +11,7 @@ DomainError
 │   ├── InvalidCredit          invalid_credit | reserved_source
 │   ├── InvalidDeposit         invalid_deposit
 │   ├── InvalidWithdrawal      invalid_withdrawal | idempotency_key_required
-│   └── InvalidPageToken       invalid_page_token
+│   └── InvalidPageToken       invalid_page_token (runtime.pages)
 ├── NotFound
 │   └── WithdrawalNotFound     withdrawal_not_found
 ├── AlreadyExists
@@ -66,10 +66,6 @@ class InvalidDeposit(InvalidArgument):
 
 class InvalidWithdrawal(InvalidArgument):
     reason = "invalid_withdrawal"
-
-
-class InvalidPageToken(InvalidArgument):
-    reason = "invalid_page_token"
 
 
 class WithdrawalNotFound(NotFound):

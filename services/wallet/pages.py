@@ -12,17 +12,13 @@ matches the stored value exactly.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from minequest.common.v1 import common_pb2
-from services.wallet.errors import InvalidPageToken
+from runtime import pages as shared
 
-DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 200
 #: Sort order of every list, and the shape of the indexes that serve it.
 NEWEST_FIRST = [("created_at", -1), ("_id", -1)]
 
@@ -37,31 +33,23 @@ def millis(value: datetime) -> datetime:
     return value.replace(microsecond=value.microsecond // 1000 * 1000)
 
 
-def page_size(page: common_pb2.PageRequest) -> int:
-    if page.page_size < 0:
-        raise InvalidPageToken("page.pageSize must not be negative", field="page.pageSize")
-    return min(page.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-
-
 def encode_token(doc: Doc) -> str:
     created: datetime = doc["created_at"]
     stamp = (created if created.tzinfo else created.replace(tzinfo=UTC)) - _EPOCH
     raw = json.dumps([stamp // _MS, str(doc["_id"])], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return shared.encode_token(raw)
 
 
 def older_than(token: str) -> Doc:
     """The filter for items strictly after the token's position."""
+    raw = shared.decode_token(token)
     try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         stamp, item_id = json.loads(raw)
         if not isinstance(stamp, int) or not isinstance(item_id, str):
             raise ValueError("bad token")
         created = _EPOCH + stamp * _MS
-    except (ValueError, TypeError, binascii.Error, OverflowError, OSError):
-        raise InvalidPageToken(
-            "page.pageToken is not a token this list gave out", field="page.pageToken"
-        ) from None
+    except (ValueError, TypeError, OverflowError, OSError):
+        raise shared.bad_token() from None
     return {
         "$or": [
             {"created_at": {"$lt": created}},

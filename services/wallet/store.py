@@ -33,6 +33,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from minequest.common.v1 import common_pb2
+from runtime.pages import page_size
 from services.wallet import pages
 from services.wallet.ledger import TIME_LIMIT_SECONDS, Session, account_id, in_transaction
 
@@ -91,7 +92,7 @@ class WalletStore:
         self, collection: AsyncCollection[Doc], query: Doc, page: common_pb2.PageRequest
     ) -> tuple[list[Doc], common_pb2.PageResponse]:
         """One page of ``query``, newest first."""
-        size = pages.page_size(page)
+        size = page_size(page)
         cursor = (
             collection.find(pages.page_filter(query, page)).sort(pages.NEWEST_FIRST).limit(size + 1)
         )

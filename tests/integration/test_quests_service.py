@@ -209,6 +209,25 @@ async def test_prerequisites_complete_in_order(world: World) -> None:
     assert (listing.total_xp, listing.quests_completed) == (60, 3)
 
 
+async def test_the_catalogue_pages_in_id_order_and_refuses_bad_pages(world: World) -> None:
+    for quest_id in ("q-a", "q-b", "q-c"):
+        await create(world.quests, quest_id)
+    user = uuid.uuid4().hex
+
+    def asking(size: int, token: str = "") -> Any:
+        page = common_pb2.PageRequest(page_size=size, page_token=token)
+        return world.quests.ListQuests(pb.ListQuestsRequest(user_id=user, page=page))
+
+    first = await asking(2)
+    assert [row.quest.id for row in first.quests] == ["q-a", "q-b"]
+    assert first.page.next_page_token
+    rest = await asking(2, first.page.next_page_token)
+    assert [row.quest.id for row in rest.quests] == ["q-c"]
+    assert rest.page.next_page_token == ""
+    for size, token in ((-1, ""), (2, "abcde"), (2, "é")):
+        await fails(asking(size, token), grpc.StatusCode.INVALID_ARGUMENT, "invalid_page_token")
+
+
 async def test_daily_quests_complete_again_the_next_day_and_not_before(world: World) -> None:
     await create(world.quests, "daily-checkin", kind=pb.QUEST_TYPE_DAILY, xp=5)
     user = uuid.uuid4().hex
