@@ -60,6 +60,14 @@ class InvalidArgument(DomainError):
     reason = "invalid_argument"
 
 
+def required(value: str, field: str) -> str:
+    """``value``, or :class:`InvalidArgument` naming ``field`` when it is empty
+    (a field the gateway fills in, such as ``user_id``, or a caller forgot)."""
+    if not value:
+        raise InvalidArgument(f"{field} is required", field=field)
+    return value
+
+
 class Unauthenticated(DomainError):
     reason = "unauthenticated"
 

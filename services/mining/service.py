@@ -17,7 +17,7 @@ from grpc.aio import ServicerContext
 from minequest.common.v1 import common_pb2
 from minequest.mining.v1 import mining_pb2, mining_pb2_grpc
 from runtime import context
-from runtime.errors import InvalidArgument
+from runtime.errors import InvalidArgument, required
 from services.mining import metrics
 from services.mining.clicks import THROTTLE_REASONS, Click, ClickGate, Outcome
 from services.mining.errors import (
@@ -41,12 +41,6 @@ STATES = {
     "f": mining_pb2.CLICK_STATE_FAILED,
     "t": mining_pb2.CLICK_STATE_THROTTLED,
 }
-
-
-def _user(user_id: str) -> str:
-    if not user_id:
-        raise InvalidArgument("user_id is required", field="user_id")
-    return user_id
 
 
 def _key(key: str, field: str) -> str:
@@ -102,7 +96,7 @@ class MiningService(mining_pb2_grpc.MiningServiceServicer):
         self, request: mining_pb2.SubmitClickRequest, context_: Context
     ) -> mining_pb2.SubmitClickResponse:
         try:
-            user = _user(request.user_id)
+            user = required(request.user_id, "user_id")
             key = _key(request.idempotency_key, "idempotency_key")
             click = read_click(request, self.rules.max_taps_per_request, int(time.time() * 1000))
         except InvalidArgument:
@@ -142,7 +136,7 @@ class MiningService(mining_pb2_grpc.MiningServiceServicer):
     async def GetClickStatus(
         self, request: mining_pb2.GetClickStatusRequest, context_: Context
     ) -> mining_pb2.GetClickStatusResponse:
-        user = _user(request.user_id)
+        user = required(request.user_id, "user_id")
         key = _key(request.key, "key")
         fields = await self.gate.status(user, key)
         state = fields.get("s")
@@ -165,7 +159,7 @@ class MiningService(mining_pb2_grpc.MiningServiceServicer):
     async def GetMiningStatus(
         self, request: mining_pb2.GetMiningStatusRequest, context_: Context
     ) -> mining_pb2.GetMiningStatusResponse:
-        user = _user(request.user_id)
+        user = required(request.user_id, "user_id")
         peek = await self.gate.peek(user)
         totals = await self.store.totals(user)
         full = self.rules.energy_max * 1000

@@ -15,7 +15,7 @@ from redis.exceptions import RedisError
 
 from minequest.common.v1 import common_pb2
 from minequest.quests.v1 import quests_pb2, quests_pb2_grpc
-from runtime.errors import DomainError, InvalidArgument
+from runtime.errors import DomainError, InvalidArgument, required
 from runtime.money import format_units
 from runtime.pages import bad_token, decode_token, encode_token, page_size
 from runtime.timestamps import to_timestamp
@@ -55,12 +55,6 @@ def utcnow() -> datetime:
     ``reached_at`` is the same in Redis and after a rebuild)."""
     now = datetime.now(UTC)
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
-
-
-def _user(user_id: str) -> str:
-    if not user_id:
-        raise InvalidArgument("user_id is required", field="user_id")
-    return user_id
 
 
 def money(coin: Doc | None) -> common_pb2.Money | None:
@@ -151,7 +145,7 @@ class QuestsService(quests_pb2_grpc.QuestsServiceServicer):
     async def ListQuests(
         self, request: quests_pb2.ListQuestsRequest, context: Context
     ) -> quests_pb2.ListQuestsResponse:
-        user_id = _user(request.user_id)
+        user_id = required(request.user_id, "user_id")
         size = page_size(request.page)
         docs = await self.store.catalogue(_after(request.page.page_token), size + 1)
         page = common_pb2.PageResponse()
@@ -192,7 +186,7 @@ class QuestsService(quests_pb2_grpc.QuestsServiceServicer):
     async def CompleteQuest(
         self, request: quests_pb2.CompleteQuestRequest, context: Context
     ) -> quests_pb2.CompleteQuestResponse:
-        user_id = _user(request.user_id)
+        user_id = required(request.user_id, "user_id")
         if not request.idempotency_key:
             raise InvalidArgument(
                 "idempotency_key is required",

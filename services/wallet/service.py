@@ -13,7 +13,7 @@ from typing import Any
 from grpc.aio import ServicerContext
 
 from minequest.wallet.v1 import wallet_pb2, wallet_pb2_grpc
-from runtime.errors import InvalidArgument
+from runtime.errors import InvalidArgument, required
 from runtime.timestamps import to_timestamp
 from services.wallet import chains, credits, deposits, withdrawals
 from services.wallet.errors import InvalidWithdrawal, WithdrawalNotFound
@@ -49,12 +49,6 @@ MAX_REASON_LENGTH = 500
 
 def utcnow() -> datetime:
     return millis(datetime.now(UTC))
-
-
-def _user(user_id: str) -> str:
-    if not user_id:
-        raise InvalidArgument("user_id is required", field="user_id")
-    return user_id
 
 
 class WalletService(wallet_pb2_grpc.WalletServiceServicer):
@@ -130,7 +124,7 @@ class WalletService(wallet_pb2_grpc.WalletServiceServicer):
     async def GetBalance(
         self, request: wallet_pb2.GetBalanceRequest, context: Context
     ) -> wallet_pb2.GetBalanceResponse:
-        found = await self.store.balances(_user(request.user_id), self.currencies)
+        found = await self.store.balances(required(request.user_id, "user_id"), self.currencies)
         balances = []
         for code, currency in self.currencies.items():
             doc = found.get(code) or {}
@@ -150,7 +144,7 @@ class WalletService(wallet_pb2_grpc.WalletServiceServicer):
     async def ListLedgerEntries(
         self, request: wallet_pb2.ListLedgerEntriesRequest, context: Context
     ) -> wallet_pb2.ListLedgerEntriesResponse:
-        query: Doc = {"user_id": _user(request.user_id)}
+        query: Doc = {"user_id": required(request.user_id, "user_id")}
         if request.currency:
             query["currency"] = currency_of(self.currencies, request.currency, "currency").code
         docs, page = await self.store.page(self.store.entries, query, request.page)
@@ -186,7 +180,7 @@ class WalletService(wallet_pb2_grpc.WalletServiceServicer):
     async def GetDepositReference(
         self, request: wallet_pb2.GetDepositReferenceRequest, context: Context
     ) -> wallet_pb2.GetDepositReferenceResponse:
-        reference = await self.store.reference_of(_user(request.user_id), self.now())
+        reference = await self.store.reference_of(required(request.user_id, "user_id"), self.now())
         return wallet_pb2.GetDepositReferenceResponse(
             deposit_reference=reference, wallets=self._wallets()
         )
@@ -225,7 +219,7 @@ class WalletService(wallet_pb2_grpc.WalletServiceServicer):
     async def CreateWithdrawal(
         self, request: wallet_pb2.CreateWithdrawalRequest, context: Context
     ) -> wallet_pb2.CreateWithdrawalResponse:
-        user_id = _user(request.user_id)
+        user_id = required(request.user_id, "user_id")
         key = withdrawals.check_key(request.idempotency_key)
         currency, units = read_money(request.amount, self.currencies, "amount")
         limits = self.settings.withdrawal_limits.get(currency.code)
@@ -254,7 +248,7 @@ class WalletService(wallet_pb2_grpc.WalletServiceServicer):
     async def GetWithdrawal(
         self, request: wallet_pb2.GetWithdrawalRequest, context: Context
     ) -> wallet_pb2.GetWithdrawalResponse:
-        user_id = _user(request.user_id)
+        user_id = required(request.user_id, "user_id")
         doc = await self.store.withdrawal(request.withdrawal_id, user_id)
         if doc is None:
             raise WithdrawalNotFound("no such withdrawal", field="withdrawalId")
@@ -263,7 +257,7 @@ class WalletService(wallet_pb2_grpc.WalletServiceServicer):
     async def ListWithdrawals(
         self, request: wallet_pb2.ListWithdrawalsRequest, context: Context
     ) -> wallet_pb2.ListWithdrawalsResponse:
-        query = {"user_id": _user(request.user_id)}
+        query = {"user_id": required(request.user_id, "user_id")}
         docs, page = await self.store.page(self.store.withdrawals, query, request.page)
         return wallet_pb2.ListWithdrawalsResponse(
             withdrawals=[self._withdrawal(doc) for doc in docs], page=page
@@ -288,8 +282,7 @@ class WalletService(wallet_pb2_grpc.WalletServiceServicer):
         decision = DECISIONS.get(request.decision)
         if decision is None:
             raise InvalidArgument("decision must be approve or reject", field="decision")
-        if not request.admin_id:
-            raise InvalidArgument("admin_id is required", field="admin_id")
+        required(request.admin_id, "admin_id")
         if len(request.reason) > MAX_REASON_LENGTH:
             raise InvalidArgument(
                 f"reason is longer than {MAX_REASON_LENGTH} characters", field="reason"

@@ -1,13 +1,16 @@
 from __future__ import annotations
 
 import grpc
+import pytest
 
 from runtime.errors import (
     AlreadyExists,
     DomainError,
+    InvalidArgument,
     NotFound,
     ResourceExhausted,
     decode_rpc_error,
+    required,
     status_code_of,
     to_grpc_status,
 )
@@ -47,3 +50,10 @@ def test_rich_status_round_trips_through_trailers():
 def test_default_reason_comes_from_the_class():
     assert WalletTaken("taken").reason == "wallet_taken"
     assert NotFound("gone").reason == "not_found"
+
+
+def test_required_names_the_empty_field() -> None:
+    assert required("u-1", "user_id") == "u-1"
+    with pytest.raises(InvalidArgument) as caught:
+        required("", "admin_id")
+    assert (str(caught.value), caught.value.field) == ("admin_id is required", "admin_id")
