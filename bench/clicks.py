@@ -62,7 +62,6 @@ from bench.gateway_overhead import (  # noqa: E402 - after the path fix above
     Server,
     Variant,
     base_env,
-    free_port,
     http_call,
     machine,
     mint_tokens,
@@ -72,6 +71,7 @@ from bench.gateway_overhead import (  # noqa: E402 - after the path fix above
     run_in_work_folder,
     wait_for_port,
 )
+from runtime.embedded import free_port  # noqa: E402
 
 WRK_SCRIPT = ROOT / "bench" / "wrk" / "clicks.lua"
 CLICK_PATH = "/api/mining/click"

@@ -75,6 +75,7 @@ from bench.apps import (  # noqa: E402 - after the path fix above
     OP_PATH,
     USER_PER_SECOND,
 )
+from runtime.embedded import free_port  # noqa: E402
 
 WRK_SCRIPT = ROOT / "bench" / "wrk" / "post.lua"
 BODY = b'{"amount":1}'
@@ -105,12 +106,6 @@ VARIANTS = (
 
 
 # --------------------------------------------------------------------------- processes
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def base_env() -> dict[str, str]:
