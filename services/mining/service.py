@@ -18,6 +18,7 @@ from minequest.common.v1 import common_pb2
 from minequest.mining.v1 import mining_pb2, mining_pb2_grpc
 from runtime import context
 from runtime.errors import InvalidArgument, required
+from runtime.money import to_money
 from services.mining import metrics
 from services.mining.clicks import THROTTLE_REASONS, Click, ClickGate, Outcome
 from services.mining.errors import (
@@ -177,9 +178,7 @@ class MiningService(mining_pb2_grpc.MiningServiceServicer):
         )
 
     def _money(self, units: int) -> common_pb2.Money:
-        return common_pb2.Money(
-            currency=self.reward.currency, units=units, amount=self.reward.amount(units)
-        )
+        return to_money(self.reward.currency, units, self.reward.decimals)
 
 
 def _throttle_message(outcome: Outcome, retry_seconds: float) -> str:

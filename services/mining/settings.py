@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 from runtime.config import ConfigError, Env, ServiceSettings, default_service_addr
-from runtime.money import format_units
 
 #: Names every process of the pipeline agrees on.
 STREAM = "mining-clicks"
@@ -34,10 +33,6 @@ class Reward:
     currency: str
     decimals: int
     units_per_tap: int
-
-    def amount(self, units: int) -> str:
-        """``units`` as a decimal string with the currency's precision."""
-        return format_units(units, self.decimals)
 
 
 @dataclass(frozen=True, slots=True)

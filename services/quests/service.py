@@ -16,7 +16,7 @@ from redis.exceptions import RedisError
 from minequest.common.v1 import common_pb2
 from minequest.quests.v1 import quests_pb2, quests_pb2_grpc
 from runtime.errors import DomainError, InvalidArgument, required
-from runtime.money import format_units
+from runtime.money import to_money
 from runtime.pages import bad_token, decode_token, encode_token, page_size
 from runtime.timestamps import to_timestamp
 from services.quests import catalogue
@@ -60,12 +60,7 @@ def utcnow() -> datetime:
 def money(coin: Doc | None) -> common_pb2.Money | None:
     if coin is None:
         return None
-    precision = int(coin.get("precision", 0))
-    return common_pb2.Money(
-        currency=coin["currency"],
-        units=int(coin["units"]),
-        amount=format_units(int(coin["units"]), precision),
-    )
+    return to_money(coin["currency"], int(coin["units"]), int(coin.get("precision", 0)))
 
 
 def quest_message(doc: Doc, now: datetime) -> quests_pb2.Quest:

@@ -113,6 +113,4 @@ def read_money(
 
 def to_money(currency: Currency, units: int) -> common_pb2.Money:
     """A Money with both the units and the decimal string."""
-    return common_pb2.Money(
-        currency=currency.code, units=units, amount=format_units(units, currency)
-    )
+    return money.to_money(currency.code, units, currency.precision)

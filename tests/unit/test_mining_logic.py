@@ -19,6 +19,7 @@ from gateway.settings import GatewaySettings
 from minequest.mining.v1 import mining_pb2 as pb
 from runtime.config import ConfigError, Env
 from runtime.errors import to_grpc_status
+from runtime.money import to_money
 from services.mining.errors import IdempotencyKeyReused, InvalidClick, QueueFull, Throttled
 from services.mining.service import read_click
 from services.mining.settings import MiningSettings, Reward, WorkerSettings
@@ -74,7 +75,8 @@ def test_worker_settings_are_checked_too() -> None:
     [(100_000, 8, "0.00100000"), (0, 8, "0.00000000"), (123_456_789, 8, "1.23456789"), (7, 0, "7")],
 )
 def test_reward_amounts_are_decimal_strings(units: int, decimals: int, text: str) -> None:
-    assert Reward("MQC", decimals, 1).amount(units) == text
+    reward = Reward("MQC", decimals, 1)
+    assert to_money(reward.currency, units, reward.decimals).amount == text
 
 
 def stamp(ms: int) -> Timestamp:
