@@ -122,6 +122,17 @@ def _check_range(name: str, number: float, minimum: float | None, maximum: float
 
 LOG_LEVELS = frozenset({"DEBUG", "INFO", "WARNING", "ERROR"})
 
+#: ``MINEQUEST_ENV``: the production marker. In ``production`` every process
+#: refuses settings that are only safe on a developer's machine (the dev OTP
+#: fallback, plaintext internal gRPC, ...).
+ENVIRONMENT_VAR = "MINEQUEST_ENV"
+ENVIRONMENTS = frozenset({"development", "production"})
+
+
+def is_production(env: Env) -> bool:
+    """Whether ``MINEQUEST_ENV=production`` marks this process as production."""
+    return env.choice(ENVIRONMENT_VAR, "development", ENVIRONMENTS) == "production"
+
 
 @dataclass(frozen=True, slots=True)
 class ServicePorts:
