@@ -1,8 +1,11 @@
 """``python -m gateway``: serve the HTTP gateway with uvicorn until SIGTERM.
 
 Settings are read once (a bad value: one line on stderr, exit 2), JSON
-logging and tracing are set up, and uvicorn serves the app (uvloop,
-httptools, no access log). On SIGTERM or SIGINT uvicorn stops accepting,
+logging, tracing and the internal metrics port (``GATEWAY_METRICS_PORT``) are
+set up, and uvicorn serves the app (uvloop, httptools with a bounded request
+head, no access log). uvicorn's own proxy-header handling is off: only
+``TRUSTED_PROXIES`` decides who the client is (see
+:mod:`gateway.protection.clientip`). On SIGTERM or SIGINT uvicorn stops accepting,
 lets in-flight requests finish within ``SHUTDOWN_GRACE_SECONDS``, runs the
 lifespan shutdown (closing every client), and the process exits 0.
 """
@@ -14,27 +17,36 @@ import signal
 import uvicorn
 
 from gateway.app import create_app
+from gateway.http_server import limited_protocol
 from gateway.settings import GatewaySettings
 from runtime.config import load_or_exit
-from runtime.log import configure_logging
-from runtime.tracing import setup_tracing
+from runtime.process import MetricsPortUnavailable, start_process
 
 
 def main() -> None:
     settings = load_or_exit(GatewaySettings.from_env)
-    configure_logging("gateway", settings.log_level)
-    shutdown_tracing = setup_tracing("gateway", settings.otlp_endpoint)
+    try:
+        shutdown_tracing = start_process(
+            "gateway",
+            log_level=settings.log_level,
+            metrics_port=settings.metrics_port,
+            metrics_host=settings.metrics_host,
+            metrics_variable="GATEWAY_METRICS_PORT",
+            otlp_endpoint=settings.otlp_endpoint,
+        )
+    except MetricsPortUnavailable as error:
+        raise SystemExit(str(error)) from None
     config = uvicorn.Config(
         create_app(settings),
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http="httptools",
+        http=limited_protocol(settings.max_header_bytes, settings.max_header_count),
         lifespan="on",
         access_log=False,
         log_config=None,
         server_header=False,
-        proxy_headers=True,
+        proxy_headers=False,
         timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_seconds)),
     )
     # uvicorn shuts down gracefully on SIGTERM/SIGINT, then raises the signal

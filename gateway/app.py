@@ -3,7 +3,8 @@
 Middleware, outermost first: request id, metrics, CORS (when origins are
 configured), gzip, body limit. The lifespan opens every client — the gRPC
 channel to each service, Redis and MongoDB when configured — hands them to
-requests as :class:`gateway.state.Gateway`, and closes them on shutdown.
+requests as :class:`gateway.state.Gateway`, keeps the JWK set fresh, and
+closes them on shutdown.
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ from starlette.middleware.gzip import GZipMiddleware
 
 from gateway import errors
 from gateway.auth import TokenVerifier
-from gateway.clientip import TrustedProxies
-from gateway.guard import Guard
 from gateway.middleware import BodyLimitMiddleware, MetricsMiddleware, RequestIdMiddleware
 from gateway.openapi import build_openapi
+from gateway.protection.clientip import TrustedProxies
+from gateway.protection.store import Guard
 from gateway.routes import ENDPOINTS
 from gateway.routes.auth import fetch_jwk_set
 from gateway.routing import Endpoint, Protection, build_routes
@@ -35,9 +36,10 @@ from minequest.auth.v1 import auth_pb2, auth_pb2_grpc
 from minequest.mining.v1 import mining_pb2, mining_pb2_grpc
 from minequest.quests.v1 import quests_pb2, quests_pb2_grpc
 from minequest.wallet.v1 import wallet_pb2, wallet_pb2_grpc
-from runtime.grpc_client import insecure_channel
+from runtime.grpc_client import channel
 from runtime.redis_pipe import PipelinedRedis
 from runtime.stores import mongo_client, redis_client
+from runtime.tasks import background
 
 log = logging.getLogger(__name__)
 
@@ -79,18 +81,18 @@ def create_app(settings: GatewaySettings, endpoints: Iterable[Endpoint] = ENDPOI
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
-        auth_channel = insecure_channel(
-            settings.auth_service_addr, default_timeout=settings.grpc_timeout_seconds
-        )
+        # Mutual TLS as "gateway" (settings.grpc_tls); each server must prove its name.
+        tls, timeout = settings.grpc_tls, settings.grpc_timeout_seconds
+        auth_channel = channel(settings.auth_service_addr, "auth", tls, default_timeout=timeout)
         auth = auth_pb2_grpc.AuthServiceStub(auth_channel)
-        wallet_channel = insecure_channel(
-            settings.wallet_service_addr, default_timeout=settings.grpc_timeout_seconds
+        wallet_channel = channel(
+            settings.wallet_service_addr, "wallet", tls, default_timeout=timeout
         )
-        quests_channel = insecure_channel(
-            settings.quests_service_addr, default_timeout=settings.grpc_timeout_seconds
+        quests_channel = channel(
+            settings.quests_service_addr, "quests", tls, default_timeout=timeout
         )
-        mining_channel = insecure_channel(
-            settings.mining_service_addr, default_timeout=settings.grpc_timeout_seconds
+        mining_channel = channel(
+            settings.mining_service_addr, "mining", tls, default_timeout=timeout
         )
 
         verifier = TokenVerifier(
@@ -154,7 +156,10 @@ def create_app(settings: GatewaySettings, endpoints: Iterable[Endpoint] = ENDPOI
             },
         )
         try:
-            yield {"gateway": gateway}
+            async with background(
+                verifier.keep_fresh(settings.jwks_refresh_seconds), "jwks-refresh"
+            ):
+                yield {"gateway": gateway}
         finally:
             await auth_channel.close()
             await wallet_channel.close()

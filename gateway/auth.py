@@ -9,7 +9,12 @@ accepted, so ``alg: none`` and HMAC tokens are refused; ``iss``, ``aud``,
 One Ed25519 verification costs ~130 µs and a client repeats the same token
 for its whole life, so verified claims are kept in a bounded LRU until the
 token's ``exp``, keyed by a 16-byte digest of the token (about 0.5 KB per
-entry: ~50 MB at the default 100,000).
+entry: ~50 MB at the default 100,000). A cached token is only as good as its
+key: the set is re-read every ``JWKS_REFRESH_SECONDS`` (:meth:`TokenVerifier.
+keep_fresh`), and a token whose ``kid`` has left the set stops working at
+that moment, cached or not. A token the cache cannot answer costs a
+verification, so the route layer charges the ``token`` rate-limit policy
+first (:mod:`gateway.protection.tokens`).
 
     missing or garbled token    401 unauthenticated
     expired                     401 token_expired
@@ -30,10 +35,13 @@ from typing import Any
 
 import jwt
 from cachetools import TLRUCache
+from starlette.types import Scope
 
 from gateway.errors import ApiError
+from runtime.log import Throttle
 
 log = logging.getLogger(__name__)
+_REFRESH_LOG = Throttle(60.0)
 
 ALGORITHM = "EdDSA"
 ROLES = frozenset({"user", "admin"})
@@ -50,6 +58,8 @@ class Access(enum.Enum):
     """Who may call a route."""
 
     PUBLIC = "public"
+    #: Public, but a bearer token, when sent, is verified and names the caller.
+    OPTIONAL = "optional"
     USER = "user"
     ADMIN = "admin"
 
@@ -62,10 +72,22 @@ class Principal:
     role: str
     session_id: str
     expires_at: float
+    #: The key that signed the token: it must still be in the JWK set.
+    kid: str = ""
 
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
+
+
+#: Scope key of the verified :class:`Principal` (None on anonymous requests).
+PRINCIPAL = "minequest.principal"
+
+
+def principal_of(scope: Scope) -> Principal | None:
+    """The request's verified caller, or None."""
+    principal = scope.get(PRINCIPAL)
+    return principal if isinstance(principal, Principal) else None
 
 
 def unauthenticated(detail: str) -> ApiError:
@@ -124,16 +146,23 @@ class TokenVerifier:
             else None
         )
 
+    def cached(self, token: str) -> Principal | None:
+        """The principal of a token verified before, if its key is still published."""
+        if self._claims is None:
+            return None
+        principal = self._claims.get(_cache_key(token))
+        if principal is None or principal.kid not in self._keys:
+            return None
+        return principal
+
     async def verify(self, token: str) -> Principal:
         """The principal of a valid token, or :class:`ApiError` (401)."""
-        key = _cache_key(token)
-        if self._claims is not None:
-            cached = self._claims.get(key)
-            if cached is not None:
-                return cached
+        cached = self.cached(token)
+        if cached is not None:
+            return cached
         principal = await self._verify(token)
         if self._claims is not None:
-            self._claims[key] = principal
+            self._claims[_cache_key(token)] = principal
         return principal
 
     async def _verify(self, token: str) -> Principal:
@@ -163,7 +192,7 @@ class TokenVerifier:
             raise invalid_token("the access token has expired", "token_expired") from None
         except jwt.InvalidTokenError as error:
             raise invalid_token(f"the access token is not valid: {error}") from None
-        return _principal(claims)
+        return _principal(claims, kid)
 
     async def _key(self, kid: str) -> jwt.PyJWK | None:
         key = self._keys.get(kid)
@@ -195,10 +224,38 @@ class TokenVerifier:
         except Exception:
             self._failed_at = self._monotonic()
             raise
-        self._keys = load_keys(keys)
+        self._install(keys)
         self._fetched_at = self._monotonic()
         self._failed_at = None
-        log.info("fetched the JWK set", extra={"kids": sorted(self._keys)})
+
+    def _install(self, jwks: Sequence[Mapping[str, Any]]) -> None:
+        fresh = load_keys(jwks)
+        removed = set(self._keys) - set(fresh)
+        if removed and self._claims is not None:
+            # Tokens of a withdrawn key stop at once (cached() also checks the
+            # kid); dropping the cache frees their entries too.
+            self._claims.clear()
+        if set(fresh) != set(self._keys):
+            log.info(
+                "the JWK set changed", extra={"kids": sorted(fresh), "removed": sorted(removed)}
+            )
+        self._keys = fresh
+
+    async def keep_fresh(self, interval_seconds: float) -> None:
+        """Re-read the JWK set every ``interval_seconds`` until cancelled; a failed
+        fetch keeps the keys it had (an auth outage must not log everyone out)."""
+        while True:
+            await asyncio.sleep(interval_seconds)
+            try:
+                # Not refresh(): a background miss (auth restarting) must not
+                # put requests with new keys into the 503 back-off.
+                self._install(await self._fetch_jwks())
+            except Exception as error:  # logged and retried next round
+                held = _REFRESH_LOG.allow("jwks")
+                if held is not None:
+                    log.warning(
+                        "could not refresh the JWK set", extra={"error": repr(error), "held": held}
+                    )
 
 
 def load_keys(jwks: Sequence[Mapping[str, Any]]) -> dict[str, jwt.PyJWK]:
@@ -218,7 +275,7 @@ def load_keys(jwks: Sequence[Mapping[str, Any]]) -> dict[str, jwt.PyJWK]:
     return keys
 
 
-def _principal(claims: Mapping[str, Any]) -> Principal:
+def _principal(claims: Mapping[str, Any], kid: str) -> Principal:
     user_id, role, session_id = claims.get("sub"), claims.get("role"), claims.get("sid")
     if not isinstance(user_id, str) or not user_id:
         raise invalid_token("the access token has no subject")
@@ -227,7 +284,11 @@ def _principal(claims: Mapping[str, Any]) -> Principal:
     if not isinstance(session_id, str) or not session_id:
         raise invalid_token("the access token has no session id")
     return Principal(
-        user_id=user_id, role=str(role), session_id=session_id, expires_at=float(claims["exp"])
+        user_id=user_id,
+        role=str(role),
+        session_id=session_id,
+        expires_at=float(claims["exp"]),
+        kid=kid,
     )
 
 
@@ -241,26 +302,9 @@ def _until_expiry(_key: bytes, principal: Principal, _now: float) -> float:
     return principal.expires_at
 
 
-async def require_user(verifier: TokenVerifier, authorization: str | None) -> Principal:
-    """The caller of a request that must carry a valid access token."""
-    return await verifier.verify(bearer_token(authorization))
-
-
-async def require_admin(verifier: TokenVerifier, authorization: str | None) -> Principal:
-    """Like :func:`require_user`, and the caller must be an admin (else 403)."""
-    principal = await require_user(verifier, authorization)
-    if not principal.is_admin:
+def authorize(principal: Principal, access: Access) -> Principal:
+    """``principal`` if ``access`` lets it in; 403 ``forbidden`` for a user on an
+    admin route."""
+    if access is Access.ADMIN and not principal.is_admin:
         raise ApiError(403, "forbidden", "this route is for admins")
     return principal
-
-
-async def authenticate(
-    verifier: TokenVerifier, access: Access, authorization: str | None
-) -> Principal | None:
-    """The caller as ``access`` demands: None on a public route, else a verified
-    principal (401 without a valid token, 403 for a non-admin on admin routes)."""
-    if access is Access.USER:
-        return await require_user(verifier, authorization)
-    if access is Access.ADMIN:
-        return await require_admin(verifier, authorization)
-    return None

@@ -3,10 +3,12 @@
 This is the one place that translates errors to HTTP:
 
     ApiError            the gateway's own refusals (bad JSON, missing token, ...)
+    DomainError         a shared rule the gateway applies itself (runtime.idempotency)
     grpc.aio.AioRpcError  a service's status, through :data:`HTTP_STATUS`
-                        (:data:`REASON_HTTP_STATUS` first, for a few reasons)
+                        (:data:`REASON_HTTP_STATUS` first, for a few reasons;
+                        :data:`REASON_EXTENSIONS` adds members from ErrorInfo)
     HTTPException       Starlette's routing answers (404, 405)
-    anything else       logged with its stack, answered 500 ``internal``
+    anything else       logged with its stack (throttled), answered 500 ``internal``
 
 A body looks like ``{"type", "title", "status", "error", "detail",
 "request_id"}`` plus ``"field"`` when one input is to blame. ``error`` is a
@@ -18,8 +20,9 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -29,7 +32,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from runtime import context
-from runtime.errors import decode_rpc_error
+from runtime.errors import DomainError, decode_rpc_error, status_code_of
 from runtime.log import Throttle
 
 log = logging.getLogger(__name__)
@@ -60,6 +63,31 @@ HTTP_STATUS: Mapping[grpc.StatusCode, int] = {
 REASON_HTTP_STATUS: Mapping[str, int] = {
     "queue_full": 503,
     "idempotency_key_reused": 422,
+}
+
+
+def _completion(metadata: Mapping[str, str]) -> dict[str, Any]:
+    """The completion a quest already has, from quests' ``already_completed``."""
+    return {
+        "completion": {
+            "id": metadata.get("completion_id", ""),
+            "questId": metadata.get("quest_id", ""),
+            "period": metadata.get("period", ""),
+            "completedAt": metadata.get("completed_at", ""),
+            "xpEarned": int(metadata.get("xp_earned", "0") or 0),
+        }
+    }
+
+
+def _attempts_left(metadata: Mapping[str, str]) -> dict[str, Any]:
+    left = metadata.get("attempts_left", "")
+    return {"attemptsLeft": int(left)} if left.isascii() and left.isdigit() else {}
+
+
+#: Problem members built from a service's ErrorInfo metadata, per reason.
+REASON_EXTENSIONS: Mapping[str, Callable[[Mapping[str, str]], dict[str, Any]]] = {
+    "already_completed": _completion,
+    "invalid_code": _attempts_left,
 }
 
 #: Machine codes for statuses a service answered without an ``ErrorInfo``.
@@ -197,7 +225,21 @@ def from_rpc_error(error: grpc.aio.AioRpcError) -> Response:
             )
     headers = {"Retry-After": str(info.retry_after)} if info.retry_after is not None else {}
     field = json_name(info.field) if info.field else None
-    return problem(status, code, detail, field=field, headers=headers)
+    extend = REASON_EXTENSIONS.get(info.reason or "")
+    extensions = extend(info.metadata) if extend is not None else None
+    return problem(status, code, detail, field=field, headers=headers, extensions=extensions)
+
+
+def api_error_of(error: DomainError) -> ApiError:
+    """A domain error raised in the gateway itself, as the HTTP refusal it means."""
+    retry = {"Retry-After": str(max(1, math.ceil(error.retry_after)))} if error.retry_after else {}
+    return ApiError(
+        http_status(status_code_of(error)),
+        error.reason,
+        error.message,
+        field=json_name(error.field) if error.field else None,
+        headers=retry,
+    )
 
 
 def from_http_exception(error: HTTPException) -> Response:
@@ -213,12 +255,22 @@ def response_for(error: Exception) -> Response:
     """The problem response for any exception raised while handling a request."""
     if isinstance(error, ApiError):
         return from_api_error(error)
+    if isinstance(error, DomainError):
+        return from_api_error(api_error_of(error))
     if isinstance(error, grpc.aio.AioRpcError):
         return from_rpc_error(error)
     if isinstance(error, HTTPException):
         return from_http_exception(error)
-    log.error("unhandled error", exc_info=error)
+    _log_unhandled("unhandled error", error)
     return internal_error()
+
+
+def _log_unhandled(message: str, error: BaseException, **extra: Any) -> None:
+    """Log a bug with its stack — once per kind of error every few seconds, so a
+    request that finds one cannot flood the logs by repeating it."""
+    held = _LOG_THROTTLE.allow(("unhandled", type(error).__name__))
+    if held is not None:
+        log.error(message, exc_info=error, extra={**extra, "held": held})
 
 
 def internal_error(request_id: str | None = None) -> Response:
@@ -239,7 +291,7 @@ async def handle_unexpected(request: Request, error: Exception) -> Response:
     read back from the request state.
     """
     request_id = getattr(request.state, "request_id", None)
-    log.error("unhandled error outside a route", exc_info=error, extra={"request_id": request_id})
+    _log_unhandled("unhandled error outside a route", error, request_id=request_id)
     response = internal_error(request_id)
     if request_id:
         response.headers["X-Request-ID"] = request_id

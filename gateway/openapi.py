@@ -16,10 +16,11 @@ from typing import Any
 from google.protobuf.descriptor import FieldDescriptor
 
 from gateway.errors import PROBLEM_JSON
-from gateway.idempotency import MAX_KEY_LENGTH, MUTATING_METHODS
+from gateway.protection.middleware import KeyMode
 from gateway.protojson import descriptor_of
 from gateway.routing import BODY_METHODS, Access, Endpoint
 from gateway.schema import Schema, SchemaSet
+from runtime.idempotency import MAX_KEY_LENGTH, PATTERN
 
 _PATH_PARAM = re.compile(r"{([^}:]+)(?::[^}]+)?}")
 
@@ -90,13 +91,15 @@ def _operation(row: Endpoint, schemas: SchemaSet) -> dict[str, Any]:
     has_body = row.method in BODY_METHODS and row.request is not None
     if has_body and row.request is not None:
         body = schemas.message(
-            descriptor_of(row.request), exclude=(*row.server_fields, *_path_names(row.path))
+            descriptor_of(row.request), exclude=(*row.hidden_fields, *_path_names(row.path))
         )
         operation["requestBody"] = {
             "required": False,
             "content": {"application/json": {"schema": body}},
         }
-    if row.access is not Access.PUBLIC:
+    if row.access is Access.OPTIONAL:
+        operation["security"] = [{}, {"bearerAuth": []}]
+    elif row.access is not Access.PUBLIC:
         operation["security"] = [{"bearerAuth": []}]
     responses: dict[str, Any] = {str(row.status): _success(row, schemas)}
     for status, description in row.other_statuses.items():
@@ -109,7 +112,7 @@ def _operation(row: Endpoint, schemas: SchemaSet) -> dict[str, Any]:
         responses["403"] = _PROBLEM_REF
     if has_body:
         responses["413"] = _PROBLEM_REF
-    if row.method in MUTATING_METHODS:
+    if row.key_mode is not KeyMode.IGNORED:
         responses["409"] = {**_PROBLEM_REF_BODY, "description": "Idempotency-Key in flight"}
         responses["422"] = {**_PROBLEM_REF_BODY, "description": "Idempotency-Key reused"}
     responses["429"] = {**_PROBLEM_REF_BODY, "description": "Rate limited (see Retry-After)"}
@@ -142,7 +145,7 @@ def _path_names(path: str) -> list[str]:
 def _parameters(row: Endpoint, schemas: SchemaSet) -> list[dict[str, Any]]:
     fields: dict[str, FieldDescriptor] = {}
     if row.request is not None:
-        for field in schemas.visible_fields(descriptor_of(row.request), row.server_fields):
+        for field in schemas.visible_fields(descriptor_of(row.request), row.hidden_fields):
             fields[field.name] = field
             fields[field.json_name] = field
     parameters: list[dict[str, Any]] = []
@@ -151,24 +154,24 @@ def _parameters(row: Endpoint, schemas: SchemaSet) -> list[dict[str, Any]]:
         found = fields.get(name)
         schema = schemas.field(found) if found is not None else {"type": "string"}
         parameters.append({"name": name, "in": "path", "required": True, "schema": schema})
-    if row.method in MUTATING_METHODS:
+    if row.key_mode is not KeyMode.IGNORED:
         parameters.append(
             {
                 "name": "Idempotency-Key",
                 "in": "header",
-                "required": row.idempotency_required,
+                "required": row.key_mode in (KeyMode.REQUIRED, KeyMode.IN_SERVICE),
                 "description": "A unique value per operation; a retry with the same key "
                 "replays the first answer (X-Idempotency: HIT).",
                 "schema": {
                     "type": "string",
                     "minLength": 1,
                     "maxLength": MAX_KEY_LENGTH,
-                    "pattern": "^[!-~]+$",
+                    "pattern": PATTERN,
                 },
             }
         )
     if row.method not in BODY_METHODS and row.request is not None:
-        for field in schemas.visible_fields(descriptor_of(row.request), row.server_fields):
+        for field in schemas.visible_fields(descriptor_of(row.request), row.hidden_fields):
             if field.name in names or field.json_name in names:
                 continue
             parameters.append(

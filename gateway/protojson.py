@@ -2,16 +2,22 @@
 
 Requests parse straight into the RPC's request message with
 ``json_format.ParseDict`` and unknown fields refused, so the ``.proto`` is
-the only schema. Every mistake names the field to blame: malformed JSON is
-``invalid_json``; a non-object body, a wrong type or an unknown field is
-``invalid_field``. Responses are rendered with lowerCamelCase names, every
-field present (defaults included), int64 as strings and enums by name.
+the only schema. Every mistake names the field to blame: malformed JSON (or
+JSON nested deeper than :data:`MAX_DEPTH`, or not UTF-8) is ``invalid_json``;
+a non-object body, a wrong type or an unknown field is ``invalid_field``.
+
+Responses are rendered with lowerCamelCase names, every field present
+(defaults included), int64 as strings and enums by name.
+
+A body is parsed once per request (:class:`RequestBody`): the idempotency
+fingerprint, body-keyed rate limits and the handler share the result.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Mapping
 from typing import Any, TypeVar, cast
 
@@ -21,11 +27,15 @@ from google.protobuf.message import Message
 from starlette.datastructures import QueryParams
 from starlette.responses import Response
 
-from gateway.errors import invalid_field, invalid_json
+from gateway.errors import ApiError, invalid_field, invalid_json
 
 M = TypeVar("M", bound=Message)
 
 JSON = "application/json"
+#: Deepest nesting of objects and arrays a request body may have. Our messages
+#: need a handful of levels; a deeper body is a client mistake (400), never a
+#: RecursionError further down.
+MAX_DEPTH = 32
 
 
 def descriptor_of(message_type: type[Message]) -> Descriptor:
@@ -37,17 +47,90 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def parse_body(body: bytes, message_type: type[M], *, extra: Mapping[str, Any] | None = None) -> M:
+def load_json(body: bytes) -> Any:
+    """The JSON value of a request body (``{}`` when blank); 400 ``invalid_json``
+    when it is not JSON, not UTF-8, or nested deeper than :data:`MAX_DEPTH`.
+
+    The depth is checked on the bytes *before* parsing: CPython's C parser
+    recurses once per level, and a body of a few hundred thousand ``[`` can
+    exhaust the C stack (a crash, not a RecursionError) when the request is
+    already deep in the ASGI stack.
+    """
+    if not body.strip():
+        return {}
+    if _nested_too_deep(body):
+        raise _too_deep()
+    try:
+        return json.loads(body, parse_constant=_reject_constant)
+    except RecursionError:
+        raise _too_deep() from None
+    except ValueError as error:  # UnicodeDecodeError included
+        raise invalid_json(f"the request body is not valid JSON: {error}") from None
+
+
+_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_BRACKETS = re.compile(rb"[\[\]{}]")
+
+
+def _nested_too_deep(body: bytes) -> bool:
+    """Whether arrays and objects nest deeper than :data:`MAX_DEPTH` (brackets
+    inside strings do not count). Most bodies have too few brackets to tell."""
+    if body.count(b"[") + body.count(b"{") <= MAX_DEPTH:
+        return False
+    depth = 0
+    for bracket in _BRACKETS.finditer(_STRINGS.sub(b"", body)):
+        if bracket[0] in (b"[", b"{"):
+            depth += 1
+            if depth > MAX_DEPTH:
+                return True
+        else:
+            depth -= 1
+    return False
+
+
+def _too_deep() -> ApiError:
+    return invalid_json(f"the request body is nested deeper than {MAX_DEPTH} levels")
+
+
+class RequestBody:
+    """A request's raw body and, parsed on first use and kept, its JSON."""
+
+    __slots__ = ("_error", "_json", "_parsed", "raw")
+
+    def __init__(self, raw: bytes) -> None:
+        self.raw = raw
+        self._parsed = False
+        self._json: Any = None
+        self._error: ApiError | None = None
+
+    def json(self) -> Any:
+        """The JSON value (see :func:`load_json`); raises the same 400 every call."""
+        if not self._parsed:
+            self._parsed = True
+            try:
+                self._json = load_json(self.raw)
+            except ApiError as error:
+                self._error = error
+        if self._error is not None:
+            raise self._error
+        return self._json
+
+    def json_or_none(self) -> Any:
+        """The JSON value, or ``None`` when the body is not acceptable JSON."""
+        try:
+            return self.json()
+        except ApiError:
+            return None
+
+
+def parse_body(
+    body: bytes | RequestBody, message_type: type[M], *, extra: Mapping[str, Any] | None = None
+) -> M:
     """Parse a JSON object into ``message_type``; an empty body is ``{}``.
 
     ``extra`` (path parameters) is merged over the body before parsing.
     """
-    data: Any = {}
-    if body.strip():
-        try:
-            data = json.loads(body, parse_constant=_reject_constant)
-        except (ValueError, RecursionError) as error:
-            raise invalid_json(f"the request body is not valid JSON: {error}") from None
+    data = body.json() if isinstance(body, RequestBody) else load_json(body)
     if not isinstance(data, dict):
         raise invalid_field("the request body must be a JSON object", None)
     if extra:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gateway.clientip import Network, parse_networks
-from gateway.ratelimit import PolicySet, load_policies
+from gateway.protection.clientip import Network, parse_networks
+from gateway.protection.model import PolicySet
+from gateway.protection.policy import load_policies
 from runtime.config import LOG_LEVELS, ConfigError, Env, default_service_addr
+from runtime.tls import TlsSettings, load_tls
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +43,16 @@ class GatewaySettings:
     #: Shared secret of the deposit provider's webhook; None: the route answers 503.
     deposit_webhook_secret: str | None = None
     deposit_webhook_tolerance_seconds: int = 300
+    #: Prometheus ``/metrics``, on an internal address (None: off).
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = 9100
+    #: How often the JWK set is re-read, so a withdrawn key stops working.
+    jwks_refresh_seconds: float = 15.0
+    #: The request line and headers together, and how many headers (431 above).
+    max_header_bytes: int = 16_384
+    max_header_count: int = 100
+    #: The gateway's mTLS identity to the services (``GRPC_TLS_*``); None: plaintext.
+    grpc_tls: TlsSettings | None = None
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> GatewaySettings:
@@ -48,7 +60,7 @@ class GatewaySettings:
         return cls(
             host=env.string("GATEWAY_HOST", "127.0.0.1"),
             port=env.integer("GATEWAY_PORT", 8080, minimum=0, maximum=65535),
-            auth_service_addr=_address(env, "AUTH_SERVICE_ADDR", default_service_addr("auth")),
+            auth_service_addr=env.service_addr("AUTH_SERVICE_ADDR", "auth"),
             redis_url=_url(env, "REDIS_URL", ("redis://", "rediss://", "unix://")),
             mongodb_uri=_url(env, "MONGODB_URI", ("mongodb://", "mongodb+srv://")),
             cors_allow_origins=_origins(env, "CORS_ALLOW_ORIGINS"),
@@ -68,30 +80,21 @@ class GatewaySettings:
             idempotency_retention_seconds=env.integer(
                 "IDEMPOTENCY_RETENTION_SECONDS", 86_400, minimum=60
             ),
-            wallet_service_addr=_address(
-                env, "WALLET_SERVICE_ADDR", default_service_addr("wallet")
-            ),
-            quests_service_addr=_address(
-                env, "QUESTS_SERVICE_ADDR", default_service_addr("quests")
-            ),
-            mining_service_addr=_address(
-                env, "MINING_SERVICE_ADDR", default_service_addr("mining")
-            ),
+            wallet_service_addr=env.service_addr("WALLET_SERVICE_ADDR", "wallet"),
+            quests_service_addr=env.service_addr("QUESTS_SERVICE_ADDR", "quests"),
+            mining_service_addr=env.service_addr("MINING_SERVICE_ADDR", "mining"),
             deposit_webhook_secret=_secret(env, "DEPOSIT_WEBHOOK_SECRET"),
             deposit_webhook_tolerance_seconds=env.integer(
                 "DEPOSIT_WEBHOOK_TOLERANCE_SECONDS", 300, minimum=1, maximum=3600
             ),
+            metrics_host=env.string("GATEWAY_METRICS_HOST", "127.0.0.1"),
+            metrics_port=env.integer("GATEWAY_METRICS_PORT", 9100, minimum=0, maximum=65535)
+            or None,
+            jwks_refresh_seconds=env.number("JWKS_REFRESH_SECONDS", 15.0, minimum=1),
+            max_header_bytes=env.integer("MAX_HEADER_BYTES", 16_384, minimum=1024),
+            max_header_count=env.integer("MAX_HEADER_COUNT", 100, minimum=10),
+            grpc_tls=load_tls(env),
         )
-
-
-def _address(env: Env, name: str, default: str) -> str:
-    """A ``host:port`` gRPC target, optionally ``dns:///host:port`` (every
-    address the name resolves to, balanced round-robin)."""
-    value = env.string(name, default)
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError(name, f"must be host:port, got {value!r}")
-    return value
 
 
 def _url(env: Env, name: str, schemes: tuple[str, ...]) -> str | None:

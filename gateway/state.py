@@ -17,7 +17,7 @@ from starlette.requests import HTTPConnection
 from starlette.types import Scope
 
 from gateway.auth import TokenVerifier
-from gateway.guard import Guard
+from gateway.protection.store import Guard
 from gateway.settings import GatewaySettings
 
 if TYPE_CHECKING:

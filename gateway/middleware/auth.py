@@ -1,9 +1,13 @@
 """Authentication per route: verify the bearer token the route's access needs.
 
-The verified :class:`~gateway.auth.Principal` goes into the scope under
-:data:`PRINCIPAL` for the layers inside (rate limits per user, idempotency
-scoped to the caller, the handler) and into the log context. A request that
-fails is answered here, before any rate limit or service is touched.
+A token the verified-token cache knows is accepted at once; any other is
+first charged to the ``token`` rate-limit policy (one Redis round trip, see
+:mod:`gateway.protection.tokens`), then verified. The verified
+:class:`~gateway.auth.Principal` goes into the scope under
+:data:`gateway.auth.PRINCIPAL` for the layers inside (rate limits per user,
+idempotency scoped to the caller, the route table's server fields) and into
+the log context. A request that fails is answered here, before any of the
+route's own limits or service is touched.
 """
 
 from __future__ import annotations
@@ -12,41 +16,49 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway import errors
-from gateway.auth import Access, Principal, authenticate
+from gateway.auth import PRINCIPAL, Access, Principal, authorize, bearer_token
+from gateway.protection.tokens import TokenGate
 from gateway.state import gateway_of_scope
 from runtime import context
 
-__all__ = ["PRINCIPAL", "AuthMiddleware", "principal_of"]
-
-PRINCIPAL = "minequest.principal"
-
-
-def principal_of(scope: Scope) -> Principal | None:
-    principal = scope.get(PRINCIPAL)
-    return principal if isinstance(principal, Principal) else None
+__all__ = ["AuthMiddleware"]
 
 
 class AuthMiddleware:
-    def __init__(self, app: ASGIApp, access: Access) -> None:
+    def __init__(self, app: ASGIApp, access: Access, gate: TokenGate) -> None:
         self.app = app
         self.access = access
+        self.gate = gate
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.access is Access.PUBLIC:
+        authorization = (
+            Headers(scope=scope).get("authorization") if self.access is not Access.PUBLIC else None
+        )
+        if authorization is None and self.access in (Access.PUBLIC, Access.OPTIONAL):
             scope[PRINCIPAL] = None
             await self.app(scope, receive, send)
             return
-        authorization = Headers(scope=scope).get("authorization")
         try:
-            principal = await authenticate(
-                gateway_of_scope(scope).verifier, self.access, authorization
-            )
+            principal = authorize(await self._principal(scope, authorization), self.access)
         except Exception as error:
             await errors.response_for(error)(scope, receive, send)
             return
         scope[PRINCIPAL] = principal
-        token = context.user_id.set(principal.user_id if principal else None)
+        # Logged, and forwarded to the services as the asserted principal
+        # (they believe it only from the gateway's certificate).
+        user_token = context.user_id.set(principal.user_id)
+        role_token = context.role.set(principal.role)
         try:
             await self.app(scope, receive, send)
         finally:
-            context.user_id.reset(token)
+            context.role.reset(role_token)
+            context.user_id.reset(user_token)
+
+    async def _principal(self, scope: Scope, authorization: str | None) -> Principal:
+        verifier = gateway_of_scope(scope).verifier
+        token = bearer_token(authorization)
+        cached = verifier.cached(token)
+        if cached is not None:
+            return cached
+        await self.gate.admit(scope)
+        return await verifier.verify(token)

@@ -27,9 +27,8 @@ from typing import Any
 from starlette.responses import JSONResponse, Response
 
 from gateway import errors
-from gateway.routing import Access, Endpoint, Incoming, read_request, rpc
+from gateway.routing import Access, Endpoint, Incoming, rpc
 from minequest.mining.v1 import mining_pb2 as pb
-from runtime import context
 
 TAG = "mining"
 NO_STORE = {"Cache-Control": "no-store"}
@@ -80,11 +79,7 @@ CLICK_STATUS_SCHEMA: dict[str, Any] = {
 
 
 async def submit_click(incoming: Incoming) -> Response:
-    message = await read_request(incoming.request, pb.SubmitClickRequest)
-    message.user_id = incoming.user.user_id
-    # The row requires a key: the guard middleware has parsed and published it.
-    message.idempotency_key = context.idempotency_key.get() or ""
-    message.request_id = context.request_id.get() or ""
+    message: Any = await incoming.message()
     reply = await incoming.gateway.mining.SubmitClick(message)
     body: dict[str, Any] = {
         "key": reply.key,
@@ -98,8 +93,7 @@ async def submit_click(incoming: Incoming) -> Response:
 
 
 async def click_status(incoming: Incoming) -> Response:
-    message = await read_request(incoming.request, pb.GetClickStatusRequest)
-    message.user_id = incoming.user.user_id
+    message: Any = await incoming.message()
     if not message.key:
         raise errors.invalid_field("the key query parameter is required", "key")
     reply = await incoming.gateway.mining.GetClickStatus(message)

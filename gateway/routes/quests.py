@@ -27,15 +27,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import grpc
 from starlette.responses import JSONResponse, Response
 
-from gateway import errors, protojson
-from gateway.auth import require_user
-from gateway.routing import Access, Endpoint, Incoming, read_request, rpc
+from gateway import protojson
+from gateway.routing import Access, Endpoint, Incoming, rpc
 from minequest.quests.v1 import quests_pb2 as pb
-from runtime import context
-from runtime.errors import decode_rpc_error
 
 TAG = "quests"
 ADMIN_TAG = "admin"
@@ -44,42 +40,8 @@ NO_STORE = {"Cache-Control": "no-store"}
 PUBLIC_SHORT = {"Cache-Control": "public, max-age=30"}
 
 
-async def complete(incoming: Incoming) -> Response:
-    message = await read_request(incoming.request, pb.CompleteQuestRequest)
-    message.user_id = incoming.user.user_id
-    # The row requires a key: the guard middleware has parsed and published it.
-    message.idempotency_key = context.idempotency_key.get() or ""
-    try:
-        reply = await incoming.gateway.quests.CompleteQuest(message)
-    except grpc.aio.AioRpcError as error:
-        info = decode_rpc_error(error)
-        if info.reason != "already_completed":
-            raise
-        original = info.metadata
-        return errors.problem(
-            409,
-            "already_completed",
-            info.message,
-            extensions={
-                "completion": {
-                    "id": original.get("completion_id", ""),
-                    "questId": original.get("quest_id", ""),
-                    "period": original.get("period", ""),
-                    "completedAt": original.get("completed_at", ""),
-                    "xpEarned": int(original.get("xp_earned", "0") or 0),
-                }
-            },
-        )
-    return protojson.json_response(reply, headers=NO_STORE)
-
-
 async def leaderboard(incoming: Incoming) -> Response:
-    message = await read_request(incoming.request, pb.GetLeaderboardRequest)
-    message.user_id = ""
-    authorization = incoming.request.headers.get("authorization")
-    if authorization:
-        principal = await require_user(incoming.gateway.verifier, authorization)
-        message.user_id = principal.user_id
+    message: Any = await incoming.message()
     reply = await incoming.gateway.quests.GetLeaderboard(message)
     max_age = max(reply.max_age_seconds, 0)
     scope = "private" if message.user_id else "public"
@@ -96,7 +58,7 @@ async def leaderboard(incoming: Incoming) -> Response:
 
 
 async def interaction(incoming: Incoming) -> Response:
-    message = await read_request(incoming.request, pb.GetInteractionRequest)
+    message: Any = await incoming.message()
     reply = await incoming.gateway.quests.GetInteraction(message)
     body = {
         "hasInteracted": reply.has_interacted,
@@ -118,19 +80,9 @@ async def interaction(incoming: Incoming) -> Response:
 
 
 async def eligible(incoming: Incoming) -> Response:
-    message = await read_request(incoming.request, pb.CheckCompletionRequest)
+    message: Any = await incoming.message()
     reply = await incoming.gateway.quests.CheckCompletion(message)
     return JSONResponse({"result": 1 if reply.completed else 0}, headers=PUBLIC_SHORT)
-
-
-def upsert(mode: pb.UpsertMode.ValueType, status: int) -> Any:
-    async def handler(incoming: Incoming) -> Response:
-        message = await read_request(incoming.request, pb.UpsertQuestRequest)
-        message.mode = mode
-        reply = await incoming.gateway.quests.UpsertQuest(message)
-        return protojson.json_response(reply, status=status, headers=NO_STORE)
-
-    return handler
 
 
 INTERACTION_SCHEMA: dict[str, Any] = {
@@ -184,10 +136,10 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         tag=TAG,
         headers=PRIVATE,
     ),
-    Endpoint(
+    rpc(
         "POST",
         "/api/quests/{questId}/complete",
-        handler=complete,
+        call=lambda g, m: g.quests.CompleteQuest(m),
         request=pb.CompleteQuestRequest,
         response=pb.CompleteQuestResponse,
         access=Access.USER,
@@ -204,6 +156,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         handler=leaderboard,
         request=pb.GetLeaderboardRequest,
         response=pb.GetLeaderboardResponse,
+        access=Access.OPTIONAL,
         server_fields=("user_id",),
         operation_id="getLeaderboard",
         summary="Top users by XP (limit 1-100, default 10); with a token, the caller's own rank",
@@ -231,28 +184,28 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         tag=TAG,
         headers=PUBLIC_SHORT,
     ),
-    Endpoint(
+    rpc(
         "POST",
         "/api/admin/quests",
-        handler=upsert(pb.UPSERT_MODE_CREATE, 201),
+        call=lambda g, m: g.quests.UpsertQuest(m),
         request=pb.UpsertQuestRequest,
         response=pb.UpsertQuestResponse,
         status=201,
         access=Access.ADMIN,
-        server_fields=("mode", "quest_id"),
+        fixed={"mode": pb.UPSERT_MODE_CREATE, "quest_id": ""},
         operation_id="createQuest",
         summary="Create a quest (409 quest_exists when its id is taken)",
         tag=ADMIN_TAG,
         headers=NO_STORE,
     ),
-    Endpoint(
+    rpc(
         "PUT",
         "/api/admin/quests/{questId}",
-        handler=upsert(pb.UPSERT_MODE_UPDATE, 200),
+        call=lambda g, m: g.quests.UpsertQuest(m),
         request=pb.UpsertQuestRequest,
         response=pb.UpsertQuestResponse,
         access=Access.ADMIN,
-        server_fields=("mode",),
+        fixed={"mode": pb.UPSERT_MODE_UPDATE},
         operation_id="updateQuest",
         summary="Replace a quest's definition (past completions keep what they earned)",
         tag=ADMIN_TAG,

@@ -1,18 +1,25 @@
-"""Operational routes: health, Prometheus metrics and the OpenAPI document."""
+"""Operational routes: health and the OpenAPI document.
+
+``GET /api/health`` answers anyone ``{"status": "ok"|"degraded"}`` (200 or
+503): enough for a load balancer, nothing for a scout. With an admin's
+bearer token it also answers the version, uptime, memory and every
+component's probe. Prometheus metrics are not on this port: the gateway
+serves them on ``GATEWAY_METRICS_PORT`` (internal, see ``python -m gateway``).
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from starlette.responses import JSONResponse, Response
 
 from gateway import health
-from gateway.routing import Endpoint, Incoming
+from gateway.routing import Access, Endpoint, Incoming
 
 TAG = "system"
 
 HEALTH_SCHEMA = {
     "type": "object",
-    "required": ["status", "version", "uptimeSeconds", "memory", "components"],
+    "required": ["status"],
+    "description": "Anonymous callers get status only; an admin token adds the rest.",
     "properties": {
         "status": {"type": "string", "enum": ["ok", "degraded"]},
         "version": {"type": "string"},
@@ -39,15 +46,13 @@ HEALTH_SCHEMA = {
 
 
 async def get_health(incoming: Incoming) -> Response:
-    """200 when every component answers, 503 (same body) when any is down."""
+    """200 when every component answers, 503 when any is down; details for admins."""
     healthy, body = await health.report(incoming.gateway)
+    if incoming.principal is None or not incoming.principal.is_admin:
+        body = {"status": body["status"]}
     return JSONResponse(
         body, status_code=200 if healthy else 503, headers={"Cache-Control": "no-store"}
     )
-
-
-async def get_metrics(incoming: Incoming) -> Response:
-    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
 
 async def get_openapi(incoming: Incoming) -> Response:
@@ -60,20 +65,11 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "/api/health",
         handler=get_health,
         operation_id="getHealth",
-        summary="Gateway, services, Redis and MongoDB health (503 when any is down)",
+        summary="Health (503 when any part is down); an admin token adds every component",
         tag=TAG,
+        access=Access.OPTIONAL,
         response_schema=HEALTH_SCHEMA,
         other_statuses={503: "A component is down (same body, per-component status)"},
-    ),
-    Endpoint(
-        "GET",
-        "/metrics",
-        handler=get_metrics,
-        operation_id="getMetrics",
-        summary="Prometheus metrics (text format)",
-        tag=TAG,
-        response_schema={"type": "string"},
-        media_type="text/plain",
     ),
     Endpoint(
         "GET",

@@ -10,41 +10,20 @@ List routes page with the ``pageSize`` and ``pageToken`` query parameters
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from typing import Any
 
 from starlette.responses import Response
 
 from gateway import protojson, webhooks
 from gateway.errors import ApiError
-from gateway.routing import Access, Endpoint, Incoming, read_request, rpc
+from gateway.routing import Access, Endpoint, Incoming, rpc
 from minequest.wallet.v1 import wallet_pb2 as pb
-from runtime import context
 
 TAG = "wallet"
 ADMIN_TAG = "admin"
 PRIVATE = {"Cache-Control": "private, no-cache"}
 NO_STORE = {"Cache-Control": "no-store"}
 PUBLIC_WALLETS_CACHE = {"Cache-Control": "public, max-age=60"}
-
-
-async def create_withdrawal(incoming: Incoming) -> Response:
-    message = await read_request(incoming.request, pb.CreateWithdrawalRequest)
-    message.user_id = incoming.user.user_id
-    # The row requires a key: the guard middleware has parsed and published it.
-    message.idempotency_key = context.idempotency_key.get() or ""
-    reply = await incoming.gateway.wallet.CreateWithdrawal(message)
-    return protojson.json_response(reply, status=201, headers=NO_STORE)
-
-
-def decision(verdict: pb.Decision.ValueType) -> Callable[[Incoming], Awaitable[Response]]:
-    async def handler(incoming: Incoming) -> Response:
-        message = await read_request(incoming.request, pb.DecideWithdrawalRequest)
-        message.decision = verdict
-        message.admin_id = incoming.user.user_id
-        reply = await incoming.gateway.wallet.DecideWithdrawal(message)
-        return protojson.json_response(reply, headers=NO_STORE)
-
-    return handler
 
 
 async def deposit_webhook(incoming: Incoming) -> Response:
@@ -54,17 +33,16 @@ async def deposit_webhook(incoming: Incoming) -> Response:
         raise ApiError(
             503, "webhook_not_configured", "deposit webhooks are off (DEPOSIT_WEBHOOK_SECRET)"
         )
-    request = incoming.request
-    body = await request.body()
+    headers = incoming.request.headers
     webhooks.verify(
         settings.deposit_webhook_secret,
-        timestamp=request.headers.get(webhooks.TIMESTAMP_HEADER),
-        signatures=request.headers.get(webhooks.SIGNATURE_HEADER),
-        body=body,
+        timestamp=headers.get(webhooks.TIMESTAMP_HEADER),
+        signatures=headers.get(webhooks.SIGNATURE_HEADER),
+        body=(await incoming.body()).raw,
         now=time.time(),
         tolerance_seconds=settings.deposit_webhook_tolerance_seconds,
     )
-    message = protojson.parse_body(body, pb.RecordDepositRequest)
+    message: Any = await incoming.message()
     reply = await incoming.gateway.wallet.RecordDeposit(message)
     return protojson.json_response(reply, headers=NO_STORE)
 
@@ -121,10 +99,10 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         tag=TAG,
         headers=PRIVATE,
     ),
-    Endpoint(
+    rpc(
         "POST",
         "/api/wallet/withdrawals",
-        handler=create_withdrawal,
+        call=lambda g, m: g.wallet.CreateWithdrawal(m),
         request=pb.CreateWithdrawalRequest,
         response=pb.CreateWithdrawalResponse,
         status=201,
@@ -187,27 +165,29 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         paged=True,
         headers=PRIVATE,
     ),
-    Endpoint(
+    rpc(
         "POST",
         "/api/admin/withdrawals/{withdrawalId}/approve",
-        handler=decision(pb.DECISION_APPROVE),
+        call=lambda g, m: g.wallet.DecideWithdrawal(m),
         request=pb.DecideWithdrawalRequest,
         response=pb.DecideWithdrawalResponse,
         access=Access.ADMIN,
-        server_fields=("decision", "admin_id"),
+        server_fields=("admin_id",),
+        fixed={"decision": pb.DECISION_APPROVE},
         operation_id="approveWithdrawal",
         summary="Approve a pending withdrawal (its hold is debited)",
         tag=ADMIN_TAG,
         headers=NO_STORE,
     ),
-    Endpoint(
+    rpc(
         "POST",
         "/api/admin/withdrawals/{withdrawalId}/reject",
-        handler=decision(pb.DECISION_REJECT),
+        call=lambda g, m: g.wallet.DecideWithdrawal(m),
         request=pb.DecideWithdrawalRequest,
         response=pb.DecideWithdrawalResponse,
         access=Access.ADMIN,
-        server_fields=("decision", "admin_id"),
+        server_fields=("admin_id",),
+        fixed={"decision": pb.DECISION_REJECT},
         operation_id="rejectWithdrawal",
         summary="Reject a pending withdrawal (its hold is released)",
         tag=ADMIN_TAG,

@@ -2,7 +2,9 @@
 
 DomainError
 ├── InvalidArgument
-│   └── InvalidClick            invalid_click | idempotency_key_required
+│   ├── InvalidClick            invalid_click
+│   ├── IdempotencyKeyRequired  idempotency_key_required (runtime.idempotency)
+│   └── InvalidIdempotencyKey   invalid_idempotency_key (runtime.idempotency)
 ├── NotFound
 │   └── ClickNotFound           click_not_found
 ├── AlreadyExists

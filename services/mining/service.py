@@ -18,6 +18,7 @@ from minequest.common.v1 import common_pb2
 from minequest.mining.v1 import mining_pb2, mining_pb2_grpc
 from runtime import context
 from runtime.errors import InvalidArgument, required
+from runtime.idempotency import check_key
 from runtime.money import to_money
 from services.mining import metrics
 from services.mining.clicks import THROTTLE_REASONS, Click, ClickGate, Outcome
@@ -32,7 +33,6 @@ from services.mining.store import MiningStore
 
 Context = ServicerContext[Any, Any]
 
-MAX_KEY_LENGTH = 255
 #: How far in the future a client's tap time may be (clock skew), in ms.
 MAX_CLOCK_SKEW_MS = 60_000
 
@@ -42,18 +42,6 @@ STATES = {
     "f": mining_pb2.CLICK_STATE_FAILED,
     "t": mining_pb2.CLICK_STATE_THROTTLED,
 }
-
-
-def _key(key: str, field: str) -> str:
-    if not key:
-        raise InvalidClick(
-            "an idempotency key is required", field=field, reason="idempotency_key_required"
-        )
-    if len(key) > MAX_KEY_LENGTH or not all(33 <= ord(ch) <= 126 for ch in key):
-        raise InvalidClick(
-            f"{field} must be 1-{MAX_KEY_LENGTH} visible ASCII characters", field=field
-        )
-    return key
 
 
 def _millis(stamp: Timestamp) -> int:
@@ -98,7 +86,7 @@ class MiningService(mining_pb2_grpc.MiningServiceServicer):
     ) -> mining_pb2.SubmitClickResponse:
         try:
             user = required(request.user_id, "user_id")
-            key = _key(request.idempotency_key, "idempotency_key")
+            key = check_key(request.idempotency_key, "idempotency_key")
             click = read_click(request, self.rules.max_taps_per_request, int(time.time() * 1000))
         except InvalidArgument:
             metrics.click_request("invalid").inc()
@@ -138,7 +126,7 @@ class MiningService(mining_pb2_grpc.MiningServiceServicer):
         self, request: mining_pb2.GetClickStatusRequest, context_: Context
     ) -> mining_pb2.GetClickStatusResponse:
         user = required(request.user_id, "user_id")
-        key = _key(request.key, "key")
+        key = check_key(request.key, "key")
         fields = await self.gate.status(user, key)
         state = fields.get("s")
         if state not in STATES:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import json
 import time
 from typing import Any
@@ -13,12 +15,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.auth import (
+    Access,
     Principal,
     TokenVerifier,
     _cache_key,
+    authorize,
     bearer_token,
-    require_admin,
-    require_user,
 )
 from gateway.errors import ApiError
 
@@ -272,12 +274,10 @@ async def test_claims_are_cached_until_expiry(signer: Signer, jwks: Jwks) -> Non
     verifier = TokenVerifier(jwks, issuer=ISSUER, audience=AUDIENCE, clock=clock)
     token = signer.token(exp=int(clock.now) + 60)
     first = await verifier.verify(token)
-    jwks.keys.clear()  # a cache hit needs neither the keys nor a signature check
-    verifier._keys.clear()
+    jwks.keys.clear()  # a cache hit needs no fetch and no signature check
     assert await verifier.verify(token) is first
-    clock.now += 61  # past exp: the entry is gone, and the token is checked again
-    with pytest.raises(ApiError):
-        await verifier.verify(token)
+    clock.now += 61  # past exp: the entry is gone, and the token would be checked again
+    assert verifier.cached(token) is None
 
 
 async def test_cache_is_bounded(signer: Signer, jwks: Jwks) -> None:
@@ -309,11 +309,64 @@ def test_bearer_scheme_is_case_insensitive() -> None:
     assert bearer_token("bearer abc.def") == "abc.def"
 
 
-async def test_require_admin(verifier: TokenVerifier, signer: Signer) -> None:
-    user = await require_user(verifier, f"Bearer {signer.token()}")
+async def test_admin_routes_need_the_admin_role(verifier: TokenVerifier, signer: Signer) -> None:
+    user = await verifier.verify(signer.token())
     assert isinstance(user, Principal)
+    assert authorize(user, Access.USER) is user
     with pytest.raises(ApiError) as caught:
-        await require_admin(verifier, f"Bearer {signer.token()}")
+        authorize(user, Access.ADMIN)
     assert (caught.value.status, caught.value.error) == (403, "forbidden")
-    admin = await require_admin(verifier, f"Bearer {signer.token(role='admin', jti='x')}")
-    assert admin.is_admin
+    admin = await verifier.verify(signer.token(role="admin", jti="x"))
+    assert authorize(admin, Access.ADMIN).is_admin
+
+
+async def test_a_key_that_leaves_the_set_stops_its_cached_tokens_at_once(signer: Signer) -> None:
+    """Rotation: auth stops publishing the old key; its tokens must not live on in
+    the cache until they expire."""
+    successor = Signer("kid-2")
+    jwks = Jwks(signer, successor)
+    verifier = TokenVerifier(jwks, issuer=ISSUER, audience=AUDIENCE, min_refresh_seconds=0)
+    old, new = signer.token(), successor.token(jti="j2")
+    assert (await verifier.verify(old)).kid == signer.kid
+    assert verifier.cached(old) is not None
+    await verifier.verify(new)
+    jwks.keys = [successor.jwk]  # the old key is withdrawn
+    await verifier.refresh()
+    assert verifier.cached(old) is None
+    await refused(verifier, old)
+    assert (await verifier.verify(new)).user_id == "user-1"
+
+
+async def test_keep_fresh_rereads_the_set_and_survives_a_failed_fetch(signer: Signer) -> None:
+    calls: list[str] = []
+    fourth = asyncio.Event()
+
+    async def fetch() -> list[dict[str, Any]]:
+        calls.append("fetch")
+        if len(calls) == 4:
+            fourth.set()
+        if len(calls) == 2:
+            raise ConnectionError("auth is down")
+        return [signer.jwk]
+
+    verifier = TokenVerifier(fetch, issuer=ISSUER, audience=AUDIENCE)
+    task = asyncio.create_task(verifier.keep_fresh(0.01))
+    try:
+        await asyncio.wait_for(fourth.wait(), 5)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    # the outage in between kept the keys: tokens still verify
+    assert (await verifier.verify(signer.token())).kid == signer.kid
+
+
+async def test_background_rereads_leave_the_on_demand_fetch_alone(signer: Signer) -> None:
+    """A key first seen in a token is fetched at once even right after a
+    background re-read: re-reads do not use up the on-demand fetch."""
+    successor = Signer("kid-2")
+    jwks = Jwks(signer, successor)
+    verifier = TokenVerifier(jwks, issuer=ISSUER, audience=AUDIENCE, min_refresh_seconds=30)
+    verifier._install([signer.jwk])  # what keep_fresh does: the set as it was a moment ago
+    assert (await verifier.verify(successor.token(jti="j2"))).kid == "kid-2"
+    assert jwks.fetches == 1

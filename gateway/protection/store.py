@@ -1,4 +1,4 @@
-"""The Redis side of rate limits and idempotency: two scripts, one round trip each.
+"""The Redis side of request protection: two scripts, one round trip each.
 
 Before a protected request, :meth:`Guard.check` runs ``lua/guard_check.lua``:
 every tier of the route's policy (GCRA token buckets on Redis server time)
@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gateway.idempotency import StoredAnswer
-from gateway.ratelimit.policy import Tier
+from gateway.protection.idempotency import StoredAnswer
+from gateway.protection.model import Tier
 from runtime.log import Throttle
 from runtime.metrics import REDIS_LATENCY_MS
 from runtime.redis_pipe import PipelinedRedis, PipelineUnavailable
@@ -111,7 +111,7 @@ class Guard:
         self.retention_ms = retention_ms
         self._latency = {
             operation: REDIS_LATENCY_MS.labels(operation=f"guard_{operation}")
-            for operation in ("check", "finish")
+            for operation in ("check", "finish", "token")
         }
         self._check = redis.script(CHECK_SCRIPT) if redis is not None else None
         self._finish = redis.script(FINISH_SCRIPT) if redis is not None else None
@@ -123,10 +123,13 @@ class Guard:
         shadow: bool = False,
         claim: Claim | None = None,
         now_us: int | None = None,
+        operation: str = "check",
     ) -> Verdict:
         """Charge every tier and claim the record, atomically.
 
-        ``now_us`` replaces Redis server time; only the tests use it.
+        ``operation`` names the call in ``redis_latency_ms`` (``token`` for the
+        charge before a token is verified); ``now_us`` replaces Redis server
+        time, for the tests only.
         """
         keys = [charge.key for charge in charges]
         args: list[str | int] = [
@@ -141,7 +144,7 @@ class Guard:
             keys.append(claim.key)
         for charge in charges:
             args += [charge.tier.emission_interval_us, charge.tier.burst]
-        reply = await self._call("check", self._check, keys, args)
+        reply = await self._call(operation, self._check, keys, args)
         passed, limiting, retry_us, claim_code, data = reply[:5]
         states = tuple(
             TierState(charge.tier, int(reply[5 + 2 * i]), int(reply[6 + 2 * i]) / 1e6)

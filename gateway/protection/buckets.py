@@ -4,21 +4,22 @@ Each tier of the route's policy names a key kind; the request supplies the
 value: the caller's user id, the client IP, the wallet address in the body, a
 header or a body field. A tier whose value the request does not carry (no
 wallet in the body, say) is skipped: the service refuses such a request
-anyway. ``user`` on an anonymous request falls back to the client IP.
+anyway. ``user`` on an anonymous request falls back to the client. A client
+is counted by :func:`runtime.clients.client_key` (an IPv6 client
+by its /64).
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import math
 import time
 from collections.abc import Mapping
-from typing import Any
 
-from gateway.guard import Charge, TierState, Verdict
-from gateway.ratelimit.policy import KeyKind, Policy, Tier
+from gateway.protection.model import KeyKind, Policy, Tier
+from gateway.protection.store import Charge, TierState, Verdict
+from gateway.protojson import RequestBody
 
 __all__ = ["RequestFacts", "caller_id", "charges_for", "needs_body", "rate_limit_headers"]
 
@@ -26,35 +27,35 @@ _MAX_KEY_VALUE = 64
 
 
 class RequestFacts:
-    """What the key kinds read from one request."""
+    """What the key kinds read from one request; ``client`` is the client key."""
 
-    __slots__ = ("_json", "body", "headers", "ip", "user_id")
+    __slots__ = ("body", "client", "headers", "user_id")
 
     def __init__(
-        self, *, user_id: str | None, ip: str, headers: Mapping[str, str], body: bytes
+        self,
+        *,
+        user_id: str | None,
+        client: str,
+        headers: Mapping[str, str],
+        body: RequestBody | None = None,
     ) -> None:
         self.user_id = user_id
-        self.ip = ip
+        self.client = client
         self.headers = headers
         self.body = body
-        self._json: Any = None
 
     def body_field(self, name: str) -> str | None:
-        if self._json is None:
-            try:
-                self._json = json.loads(self.body) if self.body else {}
-            except (ValueError, UnicodeDecodeError):
-                self._json = {}
-        value = self._json.get(name) if isinstance(self._json, dict) else None
+        data = self.body.json_or_none() if self.body is not None else None
+        value = data.get(name) if isinstance(data, dict) else None
         if isinstance(value, str | int) and not isinstance(value, bool):
             return str(value)
         return None
 
 
-def caller_id(user_id: str | None, ip: str) -> str:
-    """Who is calling: the user, or the client IP when anonymous. Per-user
+def caller_id(user_id: str | None, client: str) -> str:
+    """Who is calling: the user, or the client key when anonymous. Per-user
     buckets and idempotency records are both scoped by it."""
-    return f"u:{user_id}" if user_id else f"ip:{ip}"
+    return f"u:{user_id}" if user_id else f"ip:{client}"
 
 
 def needs_body(policy: Policy | None) -> bool:
@@ -68,9 +69,9 @@ def _value(tier: Tier, facts: RequestFacts) -> str | None:
     if kind is KeyKind.GLOBAL:
         return "*"
     if kind is KeyKind.IP:
-        return facts.ip
+        return facts.client
     if kind is KeyKind.USER:
-        return caller_id(facts.user_id, facts.ip)
+        return caller_id(facts.user_id, facts.client)
     if kind is KeyKind.WALLET:
         wallet = facts.body_field(tier.field or "walletAddress")
         return wallet.strip().lower() if wallet else None

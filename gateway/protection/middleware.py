@@ -2,21 +2,23 @@
 
 Per request, inside authentication:
 
-1. ``Idempotency-Key``: required on rows marked so (400
-   ``idempotency_key_required`` without it), honoured on any other
-   POST/PUT/PATCH/DELETE that carries one; parsed (400 when malformed).
-   Rows whose service deduplicates itself (``idempotency_in_service``, the
-   click pipeline) stop here: the key is published, no record is kept.
-2. One script call (:meth:`gateway.guard.Guard.check`) charges every tier of
-   the route's policy and claims the idempotency record.
+1. ``Idempotency-Key`` (see :class:`KeyMode`): required on rows marked so
+   (400 ``idempotency_key_required`` without it), honoured on any other
+   POST/PUT/PATCH/DELETE that carries one, and ignored on routes that issue
+   credentials (their answers are never stored); parsed by the one rule in
+   :mod:`runtime.idempotency` (400 when malformed) and published in the scope
+   (:data:`KEY`) for the route table. Rows whose service deduplicates itself
+   (the click pipeline) keep no record here.
+2. One script call (:meth:`gateway.protection.store.Guard.check`) charges every
+   tier of the route's policy and claims the idempotency record.
 3. Refused by a tier → 429 ``rate_limited`` with ``Retry-After`` (shadow
    policies only count and log). Record finished with the same fingerprint →
    the stored answer with ``X-Idempotency: HIT``; another fingerprint → 422
    ``idempotency_key_reused``; still in flight → 409
    ``idempotency_key_in_flight`` with ``Retry-After``.
 4. Claimed → the route runs (``X-Idempotency: MISS``); its answer is stored
-   (2xx/4xx but 408/409/429) or the claim released (5xx) before the answer is
-   sent, so a retry right after it sees the record.
+   (see :func:`gateway.protection.idempotency.is_kept`) or the claim released
+   before the answer is sent, so a retry right after it sees the record.
 
 Redis down or slower than ``GUARD_REDIS_TIMEOUT_MS``: a fail-open policy lets
 the request through unprotected, a fail-closed one answers 503
@@ -25,61 +27,44 @@ the request through unprotected, a fail-closed one answers 503
 
 from __future__ import annotations
 
-import functools
-import logging
-from typing import Any
+import enum
 
-from prometheus_client import Counter
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway import errors, idempotency
-from gateway.clientip import TrustedProxies
-from gateway.guard import Claim, ClaimOutcome, GuardUnavailable, Verdict, retry_after_header
-from gateway.idempotency import StoredAnswer
-from gateway.middleware.auth import principal_of
-from gateway.ratelimit.buckets import (
+from gateway import errors
+from gateway.auth import principal_of
+from gateway.protection import idempotency, metrics
+from gateway.protection.buckets import (
     RequestFacts,
     caller_id,
     charges_for,
     needs_body,
     rate_limit_headers,
 )
-from gateway.ratelimit.policy import Policy
+from gateway.protection.clientip import TrustedProxies
+from gateway.protection.idempotency import StoredAnswer
+from gateway.protection.model import Policy
+from gateway.protection.store import (
+    Claim,
+    ClaimOutcome,
+    GuardUnavailable,
+    Verdict,
+    retry_after_header,
+)
+from gateway.protojson import RequestBody
 from gateway.state import gateway_of_scope
 from runtime import context
-from runtime.log import Throttle
+from runtime.clients import client_key
+from runtime.errors import DomainError
+from runtime.idempotency import check_key, from_header
 
-__all__ = ["GuardMiddleware", "guards"]
+__all__ = ["BODY", "KEY", "KeyMode", "ProtectionMiddleware", "guards"]
 
-log = logging.getLogger(__name__)
-#: One warning per route (or policy tier) every few seconds, with the count held
-#: back: an outage at launch-day traffic must not flood the logs.
-_LOG_THROTTLE = Throttle(5.0)
-
-RATE_LIMIT_DECISIONS = Counter(
-    "ratelimit_decisions_total",
-    "Rate-limit decisions by policy and outcome (allowed, limited, shadow_limited, "
-    "unavailable_open, unavailable_closed); tier is the deciding one.",
-    ["policy", "tier", "outcome"],
-)
-IDEMPOTENCY_OUTCOMES = Counter(
-    "idempotency_requests_total",
-    "Requests carrying an Idempotency-Key, by outcome (miss, hit, reused, in_flight, "
-    "unavailable_open, unavailable_closed).",
-    ["outcome"],
-)
-
-
-@functools.cache
-def _decision(policy: str, tier: str, outcome: str) -> Any:
-    return RATE_LIMIT_DECISIONS.labels(policy=policy, tier=tier, outcome=outcome)
-
-
-@functools.cache
-def _idempotency(outcome: str) -> Any:
-    return IDEMPOTENCY_OUTCOMES.labels(outcome=outcome)
-
+#: Scope keys this layer fills for the route table: the parsed Idempotency-Key
+#: (or None) and the buffered :class:`~gateway.protojson.RequestBody`.
+KEY = "minequest.idempotency_key"
+BODY = "minequest.body"
 
 _OUTCOME = {
     ClaimOutcome.CLAIMED: "miss",
@@ -89,65 +74,75 @@ _OUTCOME = {
 }
 
 
-def honours_key(method: str, idempotency_required: bool) -> bool:
-    """Rows that require an Idempotency-Key, and every POST/PUT/PATCH/DELETE."""
-    return idempotency_required or method in idempotency.MUTATING_METHODS
+class KeyMode(enum.Enum):
+    """What a route does with an ``Idempotency-Key``."""
+
+    #: Not read (GET, and routes that issue credentials: a refresh must reach
+    #: the auth service every time, and tokens are never stored in Redis).
+    IGNORED = "ignored"
+    #: Deduplicated when sent (every other POST/PUT/PATCH/DELETE).
+    HONOURED = "honoured"
+    #: Required (400 without it) and deduplicated here.
+    REQUIRED = "required"
+    #: Required, checked and passed on; the service keeps the record itself,
+    #: atomically with its write (the click pipeline).
+    IN_SERVICE = "in_service"
+
+    @classmethod
+    def of(cls, method: str, *, required: bool, in_service: bool, credentials: bool) -> KeyMode:
+        if credentials:
+            return cls.IGNORED
+        if in_service:
+            return cls.IN_SERVICE
+        if required:
+            return cls.REQUIRED
+        return cls.HONOURED if method in idempotency.MUTATING_METHODS else cls.IGNORED
 
 
-def guards(method: str, policy: Policy | None, idempotency_required: bool) -> bool:
-    """Whether a row needs this layer at all: a rate-limit policy or a key to honour."""
-    return policy is not None or honours_key(method, idempotency_required)
+def guards(policy: Policy | None, mode: KeyMode) -> bool:
+    """Whether a row needs this layer at all: a rate-limit policy or a key to read."""
+    return policy is not None or mode is not KeyMode.IGNORED
 
 
-class GuardMiddleware:
+class ProtectionMiddleware:
     def __init__(
         self,
         app: ASGIApp,
         *,
-        method: str,
         route: str,
         policy: Policy | None,
-        idempotency_required: bool,
+        mode: KeyMode,
         trusted_proxies: TrustedProxies,
-        idempotency_in_service: bool = False,
     ) -> None:
         self.app = app
-        self.method = method
         self.route = route
         self.policy = policy
-        self.required = idempotency_required
-        self.honours_key = honours_key(method, idempotency_required)
-        #: The key is checked and published, but the service keeps the record.
-        self.keeps_record = not idempotency_in_service
+        self.mode = mode
+        self.required = mode in (KeyMode.REQUIRED, KeyMode.IN_SERVICE)
+        self.keeps_record = mode in (KeyMode.REQUIRED, KeyMode.HONOURED)
         self.needs_body = needs_body(policy)
         self.trusted = trusted_proxies
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_headers = Headers(scope=scope)
-        raw_key = request_headers.get(idempotency.HEADER) if self.honours_key else None
-        if raw_key is None and self.required:
-            await _refuse(
-                scope,
-                receive,
-                send,
-                errors.ApiError(
-                    400,
-                    "idempotency_key_required",
-                    "this route needs an Idempotency-Key header (a unique value per operation)",
-                    field="Idempotency-Key",
-                ),
-            )
+        raw_key = (
+            request_headers.get(idempotency.HEADER) if self.mode is not KeyMode.IGNORED else None
+        )
+        try:
+            if raw_key is not None:
+                key: str | None = from_header(raw_key)
+            elif self.required:
+                key = check_key("")  # raises: 400 idempotency_key_required
+            else:
+                key = None
+        except DomainError as error:
+            await _refuse(scope, receive, send, errors.api_error_of(error))
             return
-        if raw_key is None and self.policy is None:
+        scope[KEY] = key
+        if key is None and self.policy is None:
             await self.app(scope, receive, send)
             return
-        try:
-            key = idempotency.parse_key(raw_key) if raw_key is not None else None
-        except errors.ApiError as error:
-            await _refuse(scope, receive, send, error)
-            return
-        # Published for the logs and the route (a withdrawal passes it on), on
-        # every path below, failing open included.
+        # Published for the logs on every path below, failing open included.
         context_token = context.idempotency_key.set(key)
         try:
             await self._guard(scope, receive, send, key=key, request_headers=request_headers)
@@ -164,65 +159,56 @@ class GuardMiddleware:
         request_headers: Headers,
     ) -> None:
         record_key = key if self.keeps_record else None
-        body = b""
+        body: RequestBody | None = None
         if record_key is not None or self.needs_body:
-            body, receive = await _buffer(receive)
+            raw, receive = await _buffer(receive)
+            body = scope[BODY] = RequestBody(raw)
         principal = principal_of(scope)
         user_id = principal.user_id if principal else None
-        ip = self.trusted.client_ip(scope)
+        client = client_key(self.trusted.client_ip(scope))
         claim = None
         if record_key is not None:
-            caller = caller_id(user_id, ip)
+            assert body is not None
+            caller = caller_id(user_id, client)
+            path, query = scope["path"], scope.get("query_string", b"")
+            method = scope["method"]
             claim = Claim(
-                idempotency.record_key(caller, self.method, self.route, record_key),
-                idempotency.fingerprint(self.method, self.route, body),
+                idempotency.record_key(caller, method, path, record_key),
+                idempotency.fingerprint(method, path, query, body),
                 idempotency.claim_token(),
             )
         charges = []
         if self.policy is not None:
-            facts = RequestFacts(
-                user_id=user_id,
-                ip=ip,
-                headers=request_headers,
-                body=body,
-            )
+            facts = RequestFacts(user_id=user_id, client=client, headers=request_headers, body=body)
             charges = charges_for(self.policy, facts)
 
         gateway = gateway_of_scope(scope)
         shadow = self.policy.shadow if self.policy else False
         try:
             verdict = await gateway.guard.check(charges, shadow=shadow, claim=claim)
-        except GuardUnavailable as error:
-            await self._unavailable(scope, receive, send, error, claim is not None)
+        except GuardUnavailable as outage:
+            await self._unavailable(scope, receive, send, outage, claim is not None)
             return
 
         limit_headers = rate_limit_headers(self.policy, verdict) if self.policy else []
-        self._count(verdict)
-        if not verdict.passed:
-            tier = verdict.limited_by
-            assert tier is not None
-            assert self.policy is not None
-            headers = _as_map(limit_headers)
-            headers["Retry-After"] = retry_after_header(verdict.retry_after_seconds)
-            await _refuse(
-                scope,
-                receive,
-                send,
-                errors.ApiError(
-                    429,
-                    "rate_limited",
-                    f"too many requests: limit '{tier.name}' of policy '{self.policy.name}' "
-                    f"({tier.describe()})",
-                    headers=headers,
-                ),
-            )
-            return
+        if self.policy is not None:
+            metrics.count_verdict(self.policy, verdict, self.route)
+            if not verdict.passed:
+                refusal = metrics.rate_limited(self.policy, verdict, _as_map(limit_headers))
+                await _refuse(scope, receive, send, refusal)
+                return
         if claim is None:
             await self.app(scope, receive, _adding(send, limit_headers))
             return
 
         await self._idempotent(
-            scope, receive, send, verdict=verdict, claim=claim, limit_headers=limit_headers
+            scope,
+            receive,
+            send,
+            verdict=verdict,
+            claim=claim,
+            limit_headers=limit_headers,
+            anonymous=user_id is None,
         )
 
     async def _idempotent(
@@ -234,8 +220,9 @@ class GuardMiddleware:
         verdict: Verdict,
         claim: Claim,
         limit_headers: list[tuple[bytes, bytes]],
+        anonymous: bool,
     ) -> None:
-        _idempotency(_OUTCOME[verdict.claim]).inc()
+        metrics.idempotency_outcome(_OUTCOME[verdict.claim]).inc()
         if verdict.claim is ClaimOutcome.FINISHED:
             assert verdict.answer is not None
             await _replay(verdict.answer, limit_headers, send)
@@ -281,7 +268,7 @@ class GuardMiddleware:
             body = b"".join(chunks)
             answer = (
                 StoredAnswer.capture(status, start["headers"], body)
-                if idempotency.is_kept(status)
+                if idempotency.is_kept(status, anonymous=anonymous)
                 else None
             )
             await gateway_of_scope(scope).guard.finish(claim, answer)
@@ -299,56 +286,15 @@ class GuardMiddleware:
         self, scope: Scope, receive: Receive, send: Send, error: GuardUnavailable, keyed: bool
     ) -> None:
         fail_open = self.policy.fail_open if self.policy else not self.required
-        outcome = "unavailable_open" if fail_open else "unavailable_closed"
-        policy = self.policy.name if self.policy else ""
-        _decision(policy, "", outcome).inc()
+        metrics.unavailable(self.policy, self.route, error, fail_open=fail_open)
         if keyed:
-            _idempotency(outcome).inc()
-        held = _LOG_THROTTLE.allow(("unavailable", self.route))
-        if held is not None:
-            log.warning(
-                "rate limits/idempotency unavailable, failing %s",
-                "open" if fail_open else "closed",
-                extra={"route": self.route, "policy": policy, "error": str(error), "held": held},
-            )
+            metrics.idempotency_outcome(
+                "unavailable_open" if fail_open else "unavailable_closed"
+            ).inc()
         if fail_open:
             await self.app(scope, receive, send)
             return
-        await _refuse(
-            scope,
-            receive,
-            send,
-            errors.ApiError(
-                503,
-                "limits_unavailable",
-                "request protection is unavailable; retry shortly",
-                headers={"Retry-After": "1"},
-            ),
-        )
-
-    def _count(self, verdict: Verdict) -> None:
-        if self.policy is None or not verdict.tiers:
-            return
-        if verdict.limited_by is not None:
-            outcome = "shadow_limited" if verdict.passed else "limited"
-            tier = verdict.limited_by.name
-            held = (
-                _LOG_THROTTLE.allow(("shadow", self.policy.name, tier)) if verdict.passed else None
-            )
-            if held is not None:
-                log.warning(
-                    "shadow rate limit exceeded",
-                    extra={
-                        "policy": self.policy.name,
-                        "tier": tier,
-                        "route": self.route,
-                        "held": held,
-                    },
-                )
-        else:
-            outcome, tightest = "allowed", verdict.tightest()
-            tier = tightest.tier.name if tightest else ""
-        _decision(self.policy.name, tier, outcome).inc()
+        await _refuse(scope, receive, send, metrics.limits_unavailable())
 
 
 def _as_map(headers: list[tuple[bytes, bytes]]) -> dict[str, str]:

@@ -1,6 +1,6 @@
 """Rate-limit policies declared as data (TOML), validated once at load.
 
-The types live in :mod:`gateway.ratelimit.model` and are re-exported here.
+The types live in :mod:`gateway.protection.model` and are re-exported here.
 The shipped file is ``gateway/ratelimits.toml``; its header documents the
 format. ``RATE_LIMIT_POLICY_FILE`` points at another file;
 ``<POLICY>_RATE_LIMIT_<TIER>_{RATE,BURST,PERIOD}`` and
@@ -20,8 +20,15 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from gateway.ratelimit.durations import parse_duration
-from gateway.ratelimit.model import KeyKind, Policy, PolicySet, RoutePattern, Tier
+from gateway.protection.durations import parse_duration
+from gateway.protection.model import (
+    TOKEN_KEY_KINDS,
+    KeyKind,
+    Policy,
+    PolicySet,
+    RoutePattern,
+    Tier,
+)
 from runtime.config import ConfigError, Env
 
 __all__ = [
@@ -38,14 +45,17 @@ __all__ = [
 T = TypeVar("T")
 
 DEFAULT_FILE = Path(__file__).resolve().parent.parent / "ratelimits.toml"
+#: The name of the policy charged before a bearer token is verified.
+TOKEN_POLICY = "token"  # noqa: S105 - a policy name, not a secret
 FILE_VAR = "RATE_LIMIT_POLICY_FILE"
 ENABLED_VAR = "RATE_LIMITS_ENABLED"
 
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
 _BODY_FIELD = re.compile(r"[a-z][A-Za-z0-9]*")  # lowerCamelCase, as clients send it
 _HEADER = re.compile(r"[!#$%&'*+.^_`|~0-9a-z-]+")  # an RFC 9110 token, lower-cased
-_TOP_KEYS = ("policy", "unlimited")
+_TOP_KEYS = ("policy", "unlimited", TOKEN_POLICY)
 _POLICY_KEYS = ("name", "routes", "tiers", "shadow", "fail")
+_TOKEN_KEYS = ("tiers", "shadow", "fail")
 _TIER_KEYS = ("name", "key", "rate", "period", "burst", "field")
 _TIER_FIELDS = ("RATE", "BURST", "PERIOD")
 _KINDS = ", ".join(kind.value for kind in KeyKind)
@@ -67,7 +77,11 @@ class PolicyError(ConfigError):
 
 def override_names(policies: PolicySet) -> list[str]:
     """Every ``<POLICY>_RATE_LIMIT_*`` variable that overrides a value of ``policies``."""
-    return [name for policy in policies.policies for name in _override_names(policy)]
+    return [name for policy in _all(policies) for name in _override_names(policy)]
+
+
+def _all(policies: PolicySet) -> tuple[Policy, ...]:
+    return (*policies.policies, *((policies.token,) if policies.token else ()))
 
 
 def load_policies(env: Env, path: Path | None = None) -> PolicySet:
@@ -121,17 +135,18 @@ class _Loader:
         self.unknown_keys("", data, _TOP_KEYS)
         raw_unlimited = data.get("unlimited", [])
         unlimited = self.patterns("unlimited", raw_unlimited, allow_empty=True)
+        token = self.token_policy(data.get(TOKEN_POLICY))
         raw_policies = data.get("policy")
         if not isinstance(raw_policies, list) or not raw_policies:
             self.fail("policy", "at least one [[policy]] table is required")
-            return PolicySet((), unlimited)
+            return PolicySet((), unlimited, token)
         policies: list[Policy] = []
         seen: set[str] = set()
         for index, raw in enumerate(raw_policies):
             policy = self.policy(index, raw, seen)
             if policy is not None:
                 policies.append(policy)
-        return PolicySet(tuple(policies), unlimited)
+        return PolicySet(tuple(policies), unlimited, token)
 
     def policy(self, index: int, raw: object, seen: set[str]) -> Policy | None:
         if not isinstance(raw, dict):
@@ -142,6 +157,36 @@ class _Loader:
         at = name or f"policy[{index}]"
         self.unknown_keys(f"{at}.", raw, _POLICY_KEYS)
         routes = self.patterns(f"{at}.routes", raw.get("routes"), allow_empty=False)
+        return self.finish(at, name, routes, raw, before)
+
+    def token_policy(self, raw: object) -> Policy | None:
+        """The ``[token]`` table: tiers charged before a token is verified (no routes)."""
+        if raw is None:
+            return None
+        if not isinstance(raw, dict):
+            self.fail(TOKEN_POLICY, "must be a [token] table")
+            return None
+        before = len(self.problems)
+        self.unknown_keys(f"{TOKEN_POLICY}.", raw, _TOKEN_KEYS)
+        policy = self.finish(TOKEN_POLICY, TOKEN_POLICY, (), raw, before)
+        for tier in policy.tiers if policy else ():
+            if tier.key not in TOKEN_KEY_KINDS:
+                kinds = ", ".join(sorted(kind.value for kind in TOKEN_KEY_KINDS))
+                self.fail(
+                    f"{TOKEN_POLICY}.{tier.name}.key",
+                    f"the token policy runs before the caller is known: use {kinds}",
+                )
+        return policy if len(self.problems) == before else None
+
+    def finish(
+        self,
+        at: str,
+        name: str | None,
+        routes: tuple[RoutePattern, ...],
+        raw: Mapping[str, object],
+        before: int,
+    ) -> Policy | None:
+        """Tiers, shadow and fail of a policy table, with their env overrides."""
         tiers = self.tiers(at, raw.get("tiers"), name)
         shadow, fail = raw.get("shadow", False), raw.get("fail", "open")
         if not isinstance(shadow, bool):
@@ -160,6 +205,8 @@ class _Loader:
             self.fail(f"{where}.name", "is required")
         elif not isinstance(raw, str) or not _NAME.fullmatch(raw):
             self.fail(f"{where}.name", f"must match [a-z][a-z0-9_]*, got {raw!r}")
+        elif raw == TOKEN_POLICY and where.startswith("policy["):
+            self.fail(f"{where}.name", f"{raw!r} is the [token] table's name; choose another")
         elif raw in seen:
             self.fail(f"{where}.name", f"duplicate name {raw!r}")
         else:
@@ -296,7 +343,7 @@ class _Loader:
 
     def check_unknown_overrides(self, policies: PolicySet) -> None:
         known = set(override_names(policies))
-        prefixes = tuple(_prefix(policy.name) for policy in policies.policies)
+        prefixes = tuple(_prefix(policy.name) for policy in _all(policies))
         for name in sorted(_env_names(self.env)):
             if name.startswith(prefixes) and name not in known:
                 close = difflib.get_close_matches(name, known, n=1)

@@ -1,10 +1,18 @@
-"""The client's IP address, trusting ``X-Forwarded-For`` only from known proxies.
+"""Who the client is, by address: the TCP peer, or what a trusted proxy says.
 
 A request's peer is the client unless the peer is one of the configured
 trusted proxies (``TRUSTED_PROXIES``, CIDRs). Then ``X-Forwarded-For`` is read
 from the right, skipping addresses that are themselves trusted proxies; the
 first one that is not is the client. Anything a client could forge (the
-left-hand entries) is never believed past an untrusted hop.
+left-hand entries, or the whole header when the peer is not trusted) is never
+believed. Only this module decides: the HTTP server is started with its own
+proxy-header handling off (``python -m gateway``), so nothing rewrites the
+peer before it is asked.
+
+Limits and anonymous idempotency records count a client by
+:func:`runtime.clients.client_key`: an IPv4 address, or the /64 network of an
+IPv6 address (one household or phone gets a /64 and can pick any address in
+it at will); the auth service counts resend cooldowns by the same rule.
 """
 
 from __future__ import annotations
@@ -14,7 +22,9 @@ from collections.abc import Iterable
 
 from starlette.types import Scope
 
-__all__ = ["TrustedProxies", "parse_networks"]
+from runtime.clients import ip_address
+
+__all__ = ["Network", "TrustedProxies", "parse_networks"]
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -37,15 +47,13 @@ class TrustedProxies:
     def _trusted(self, address: str) -> bool:
         if not self.networks:
             return False
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
-            return False
-        return any(ip in network for network in self.networks)
+        ip = ip_address(address)
+        return ip is not None and any(ip in network for network in self.networks)
 
     def client_ip(self, scope: Scope) -> str:
+        """The client's address as text (IPv4-mapped IPv6 written as IPv4)."""
         client = scope.get("client")
-        peer = client[0] if client else "unknown"
+        peer = _normal(client[0]) if client else "unknown"
         if not self._trusted(peer):
             return peer
         forwarded = [
@@ -60,8 +68,10 @@ class TrustedProxies:
         return _valid(hops[0]) or peer if hops else peer
 
 
+def _normal(address: str) -> str:
+    return _valid(address) or address
+
+
 def _valid(address: str) -> str | None:
-    try:
-        return str(ipaddress.ip_address(address))
-    except ValueError:
-        return None
+    ip = ip_address(address)
+    return str(ip) if ip is not None else None

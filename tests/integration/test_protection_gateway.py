@@ -9,7 +9,6 @@ under a running gateway are covered end to end in tests/e2e/test_protection.py.
 from __future__ import annotations
 
 import asyncio
-import json
 import textwrap
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -23,10 +22,9 @@ from prometheus_client import REGISTRY
 from starlette.responses import JSONResponse, Response
 
 from gateway.app import create_app
-from gateway.middleware import guard as guard_middleware
+from gateway.protection import metrics as protection_metrics
 from gateway.routing import Endpoint, Incoming
 from gateway.settings import GatewaySettings
-from runtime import context
 from runtime.config import Env
 from runtime.embedded import EmbeddedRedis, free_port
 from runtime.log import Throttle
@@ -69,11 +67,11 @@ class Calls:
 
 def rows(calls: Calls) -> tuple[Endpoint, ...]:
     async def pay(incoming: Incoming) -> Response:
-        body = await incoming.request.body()
+        body = (await incoming.body()).json()  # 400 for JSON it cannot take
         calls.count["pay"] += 1
         await asyncio.sleep(0.05)  # a slow service widens the race window
         return JSONResponse(
-            {"n": calls.count["pay"], "echo": json.loads(body or b"{}")},
+            {"n": calls.count["pay"], "echo": body},
             status_code=201,
             headers={"Location": f"/t/pay/{calls.count['pay']}"},
         )
@@ -87,11 +85,16 @@ def rows(calls: Calls) -> tuple[Endpoint, ...]:
         return handler
 
     async def echo_key(incoming: Incoming) -> Response:
-        return JSONResponse({"key": context.idempotency_key.get()})
+        return JSONResponse({"key": incoming.idempotency_key})
 
     async def plain(incoming: Incoming) -> Response:
         calls.count[incoming.request.url.path] += 1
         return JSONResponse({"ok": True})
+
+    async def act(incoming: Incoming) -> Response:
+        item = incoming.request.path_params["item"]
+        calls.count[item] += 1
+        return JSONResponse({"acted_on": item, "n": calls.count[item]})
 
     def row(method: str, path: str, handler: Any, **extra: Any) -> Endpoint:
         return Endpoint(
@@ -106,6 +109,7 @@ def rows(calls: Calls) -> tuple[Endpoint, ...]:
         row("GET", "/t/open", plain),
         row("POST", "/t/plain", plain),
         row("POST", "/t/echo-key", echo_key),
+        row("POST", "/t/items/{item}/act", act, idempotency_required=True),
     )
 
 
@@ -265,8 +269,11 @@ async def test_server_errors_are_not_kept_so_a_retry_runs_again(
     assert calls.count["scripted"] == 2
 
 
-@pytest.mark.parametrize(("status", "kept"), [(400, True), (404, True), (409, False), (429, False)])
-async def test_which_client_errors_are_kept(
+@pytest.mark.parametrize(
+    ("status", "kept"),
+    [(201, True), (400, False), (401, False), (404, False), (409, False), (429, False)],
+)
+async def test_an_anonymous_callers_failures_are_not_kept(
     http: tuple[httpx.AsyncClient, Calls], status: int, kept: bool
 ) -> None:
     client, calls = http
@@ -277,6 +284,8 @@ async def test_which_client_errors_are_kept(
     assert second.status_code == (status if kept else 200)
     assert second.headers["x-idempotency"] == ("HIT" if kept else "MISS")
     assert calls.count["scripted"] == (1 if kept else 2)
+    # what a signed-in caller's 4xx keeps is checked through the real services,
+    # tests/e2e/test_attacks.py
 
 
 async def test_a_key_is_honoured_on_any_post_and_ignored_on_get(
@@ -381,13 +390,83 @@ async def test_shadow_policies_count_but_never_refuse(
     assert shadowed() - before == 2
 
 
+async def test_one_key_on_two_items_acts_on_both(http: tuple[httpx.AsyncClient, Calls]) -> None:
+    """The record is the concrete path's: the same key used to complete quest a
+    then quest b (or approve two withdrawals) must not replay a's answer for b."""
+    client, calls = http
+    headers = {"Idempotency-Key": "one-key"}
+    a = await client.post("/t/items/a/act", headers=headers)
+    b = await client.post("/t/items/b/act", headers=headers)
+    assert (a.json(), a.headers["x-idempotency"]) == ({"acted_on": "a", "n": 1}, "MISS")
+    assert (b.json(), b.headers["x-idempotency"]) == ({"acted_on": "b", "n": 1}, "MISS")
+    replay = await client.post("/t/items/a/act", headers=headers)
+    assert (replay.json(), replay.headers["x-idempotency"]) == (a.json(), "HIT")
+    # the query string is part of what was asked
+    problem(
+        await client.post("/t/items/a/act?force=1", headers=headers), 422, "idempotency_key_reused"
+    )
+    assert (calls.count["a"], calls.count["b"]) == (1, 1)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"[" * 100_000 + b"]" * 100_000, b'{"a":' * 40 + b"1" + b"}" * 40, b"\xff\xfe{}"],
+    ids=["deeper-than-the-recursion-limit", "deeper-than-32", "not-utf-8"],
+)
+async def test_hostile_json_is_a_400_with_or_without_a_key(
+    http: tuple[httpx.AsyncClient, Calls], body: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    client, calls = http
+    for key in ({"Idempotency-Key": f"deep-{len(body)}"}, {}):
+        answer = await client.post(
+            "/t/pay", content=body, headers={"Content-Type": "application/json", **key}
+        )
+        problem(answer, 400, "invalid_json") if key else problem(
+            answer, 400, "idempotency_key_required"
+        )
+    assert calls.count["pay"] == 0
+    assert not [record for record in caplog.records if record.levelname == "ERROR"]
+
+
+async def test_forwarded_for_is_believed_only_from_a_trusted_proxy(
+    tmp_path: Path, redis_url: str, redis: Any
+) -> None:
+    """A client cannot pick its own bucket by sending X-Forwarded-For."""
+    calls = Calls()
+    async with gateway(tmp_path, redis_url, calls) as client, client("192.0.2.77") as direct:
+        forged = [
+            await direct.get("/t/limited", headers={"X-Forwarded-For": f"198.51.100.{n}"})
+            for n in range(4)
+        ]
+    assert [answer.status_code for answer in forged] == [200, 200, 200, 429]
+
+
+async def test_ipv6_clients_behind_a_proxy_share_their_64s_bucket(
+    tmp_path: Path, redis_url: str, redis: Any
+) -> None:
+    calls = Calls()
+    async with (
+        gateway(tmp_path, redis_url, calls, TRUSTED_PROXIES="192.0.2.10") as client,
+        client() as proxy,
+    ):
+
+        async def via(address: str) -> int:
+            answer = await proxy.get("/t/limited", headers={"X-Forwarded-For": address})
+            return answer.status_code
+
+        same_64 = [await via(f"2001:db8:1:2::{n:x}") for n in range(1, 5)]
+        other_64 = await via("2001:db8:1:3::1")
+    assert same_64 == [200, 200, 200, 429]
+    assert other_64 == 200
+
+
 # --- Redis down or slow -----------------------------------------------------
 
 
 async def test_without_redis_open_routes_pass_and_closed_routes_answer_503(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(guard_middleware, "_LOG_THROTTLE", Throttle(5.0))
+    monkeypatch.setattr(protection_metrics, "LOG_THROTTLE", Throttle(5.0))
     calls = Calls()
     dead = f"redis://127.0.0.1:{free_port()}/0"
     async with gateway(tmp_path, dead, calls) as client, client() as http:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.ratelimit import (
+from gateway.protection.policy import (
     KeyKind,
     Policy,
     PolicyError,
@@ -111,15 +111,29 @@ def test_default_file_has_the_design_numbers() -> None:
 @pytest.mark.parametrize(
     ("method", "path"),
     [
-        ("GET", "/api/health"),
-        ("HEAD", "/api/health"),
         ("GET", "/api/openapi.json"),
-        ("GET", "/metrics"),
         ("GET", "/"),
     ],
 )
-def test_probes_docs_and_metrics_are_not_limited(method: str, path: str) -> None:
+def test_the_document_and_unknown_paths_are_not_limited(method: str, path: str) -> None:
     assert load().for_route(method, path) is None
+
+
+def test_health_is_limited_like_any_route() -> None:
+    """An unlimited health route was a free probe of every backend for anyone."""
+    policy = load().for_route("GET", "/api/health")
+    assert policy is not None
+    assert policy.name == "general"
+
+
+def test_the_token_policy_is_charged_per_ip_before_verification() -> None:
+    token = load().token
+    assert token is not None
+    assert [(t.name, t.key, t.rate, t.period_seconds) for t in token.tiers] == [
+        ("ip", KeyKind.IP, 600, 60.0)
+    ]
+    assert token.fail_open
+    assert load(TOKEN_RATE_LIMIT_IP_RATE="30").token.tiers[0].rate == 30  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(
@@ -255,7 +269,8 @@ def test_unrelated_variables_are_left_alone() -> None:
 def test_override_names_cover_every_policy_and_tier() -> None:
     defaults = load()
     names = override_names(defaults)
-    assert len(names) == sum(2 + 3 * len(policy.tiers) for policy in defaults.policies)
+    everything = (*defaults.policies, defaults.token)
+    assert len(names) == sum(2 + 3 * len(policy.tiers) for policy in everything if policy)
     assert len(set(names)) == len(names)
     for name in (
         "MINING_RATE_LIMIT_USER_RATE",
@@ -274,7 +289,10 @@ def test_override_names_cover_every_policy_and_tier() -> None:
 
 BAD_CONFIGS = [
     ("syntax_error", "", "invalid TOML: Unclosed array (at line 4, column 1)"),
-    ("unknown_top_level_key", "version", "unknown key; expected one of policy, unlimited"),
+    ("unknown_top_level_key", "version", "unknown key; expected one of policy, unlimited, token"),
+    ("token_keyed_by_user", "token.caller.key", "the token policy runs before the caller is known"),
+    ("token_with_routes", "token.routes", "unknown key; expected one of tiers, shadow, fail"),
+    ("policy_named_token", "policy[0].name", "'token' is the [token] table's name"),
     ("no_policies", "policy", "at least one [[policy]] table is required"),
     ("policy_without_name", "policy[0].name", "is required"),
     ("duplicate_policy_name", "policy[1].name", "duplicate name 'p'"),

@@ -1,9 +1,10 @@
 """Rate-limit policies as data: which routes, counted by what, how fast.
 
 A :class:`PolicySet` is built once at start by
-:func:`gateway.ratelimit.policy.load_policies` and only read afterwards; the
-middleware asks it :meth:`PolicySet.for_route` (cache the answer per route:
-the route templates are a finite set).
+:func:`gateway.protection.policy.load_policies` and only read afterwards; the
+route table asks it :meth:`PolicySet.for_route` once per route (the route
+templates are a finite set). Its ``token`` policy is charged before a bearer
+token is verified (see :mod:`gateway.protection.tokens`).
 """
 
 from __future__ import annotations
@@ -105,12 +106,19 @@ class Policy:
         return any(route.matches(method, path_template) for route in self.routes)
 
 
+#: Key kinds the ``token`` policy may count by: it runs before the caller is
+#: known and before the body is read.
+TOKEN_KEY_KINDS = frozenset({KeyKind.GLOBAL, KeyKind.IP, KeyKind.HEADER})
+
+
 @dataclass(frozen=True, slots=True)
 class PolicySet:
-    """Policies in file order (the first match wins) and the routes never limited."""
+    """Policies in file order (the first match wins), the routes never limited,
+    and the ``token`` policy charged before a bearer token is verified."""
 
     policies: tuple[Policy, ...] = ()
     unlimited: tuple[RoutePattern, ...] = ()
+    token: Policy | None = None
 
     def for_route(self, method: str, path_template: str) -> Policy | None:
         """The policy for a route, or ``None``: not limited. Cache it per route."""

@@ -13,9 +13,10 @@ import redis.asyncio as aioredis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.guard import Charge, Claim, ClaimOutcome, Guard
-from gateway.idempotency import StoredAnswer, claim_token, fingerprint, record_key
-from gateway.ratelimit.policy import KeyKind, Tier
+from gateway.protection.idempotency import StoredAnswer, claim_token, fingerprint, record_key
+from gateway.protection.policy import KeyKind, Tier
+from gateway.protection.store import Charge, Claim, ClaimOutcome, Guard
+from gateway.protojson import RequestBody
 from runtime.redis_pipe import PipelinedRedis
 
 START_US = 1_700_000_000_000_000
@@ -177,7 +178,7 @@ async def test_bucket_keys_expire_once_full_again(guard: Guard, redis: aioredis.
 def new_claim(body: bytes = b'{"a":1}') -> Claim:
     return Claim(
         record_key("u:1", "POST", "/x", uuid.uuid4().hex),
-        fingerprint("POST", "/x", body),
+        fingerprint("POST", "/x", b"", RequestBody(body)),
         claim_token(),
     )
 
@@ -199,7 +200,7 @@ async def test_claim_then_store_then_replay(guard: Guard) -> None:
 async def test_another_fingerprint_is_refused_in_flight_and_after(guard: Guard) -> None:
     claim = new_claim()
     await guard.check([], claim=claim)
-    other = Claim(claim.key, fingerprint("POST", "/x", b'{"a":2}'), claim_token())
+    other = Claim(claim.key, fingerprint("POST", "/x", b"", RequestBody(b'{"a":2}')), claim_token())
     assert (await guard.check([], claim=other)).claim is ClaimOutcome.MISMATCH
     await guard.finish(claim, StoredAnswer(200, (), b"{}"))
     assert (await guard.check([], claim=other)).claim is ClaimOutcome.MISMATCH

@@ -1,5 +1,5 @@
-"""Pure parts of the gateway's protections: key parsing, fingerprints, which
-answers are kept, client IPs behind proxies, and the rate-limit headers."""
+"""Pure parts of request protection: key parsing, fingerprints, which answers
+are kept, client IPs behind proxies (IPv6 per /64), and the rate-limit headers."""
 
 from __future__ import annotations
 
@@ -7,12 +7,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.clientip import TrustedProxies, parse_networks
-from gateway.errors import ApiError
-from gateway.guard import ClaimOutcome, TierState, Verdict, retry_after_header
-from gateway.idempotency import StoredAnswer, fingerprint, is_kept, parse_key, record_key
-from gateway.ratelimit.buckets import RequestFacts, charges_for, rate_limit_headers
-from gateway.ratelimit.policy import KeyKind, Policy, RoutePattern, Tier
+from gateway.protection.buckets import RequestFacts, charges_for, rate_limit_headers
+from gateway.protection.clientip import TrustedProxies, parse_networks
+from gateway.protection.idempotency import StoredAnswer, fingerprint, is_kept, record_key
+from gateway.protection.policy import KeyKind, Policy, RoutePattern, Tier
+from gateway.protection.store import ClaimOutcome, TierState, Verdict, retry_after_header
+from gateway.protojson import RequestBody
+from runtime.clients import client_key
+from runtime.errors import InvalidArgument
+from runtime.idempotency import check_key
+from runtime.idempotency import from_header as parse_key
 from runtime.log import Throttle
 
 
@@ -35,9 +39,23 @@ def test_keys_bare_or_quoted(raw: str, key: str) -> None:
     "raw", ["", '""', "x" * 256, "two words", "ctl\x01", "caf\u00e9", '"bad\\n"', '"a"b"']
 )
 def test_bad_keys(raw: str) -> None:
-    with pytest.raises(ApiError) as caught:
+    with pytest.raises(InvalidArgument) as caught:
         parse_key(raw)
-    assert (caught.value.status, caught.value.error) == (400, "invalid_idempotency_key")
+    assert caught.value.reason == "invalid_idempotency_key"
+
+
+@pytest.mark.parametrize("key", ["two words", "x" * 256, "caf\u00e9", " lead", "tab\t"])
+def test_the_services_hold_a_passed_on_key_to_the_same_rule(key: str) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        check_key(key, "idempotency_key")
+    assert (caught.value.reason, caught.value.field) == (
+        "invalid_idempotency_key",
+        "idempotency_key",
+    )
+    with pytest.raises(InvalidArgument) as missing:
+        check_key("", "idempotency_key")
+    assert missing.value.reason == "idempotency_key_required"
+    assert check_key("abc-123", "idempotency_key") == "abc-123"
 
 
 @given(st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1))
@@ -47,13 +65,26 @@ def test_every_visible_ascii_key_survives_quoting(key: str) -> None:
         assert parse_key(quoted) == key
 
 
+def print_of(method: str, path: str, body: bytes, query: bytes = b"") -> str:
+    return fingerprint(method, path, query, RequestBody(body))
+
+
 def test_fingerprint_ignores_json_layout_but_not_content() -> None:
-    one = fingerprint("POST", "/r", b'{"a": 1, "b": [1, 2]}')
-    assert one == fingerprint("POST", "/r", b'{"b":[1,2],"a":1}')
-    assert one != fingerprint("POST", "/r", b'{"a": 2, "b": [1, 2]}')
-    assert one != fingerprint("PATCH", "/r", b'{"a": 1, "b": [1, 2]}')
-    assert one != fingerprint("POST", "/other", b'{"a": 1, "b": [1, 2]}')
-    assert fingerprint("POST", "/r", b"not json") != fingerprint("POST", "/r", b"not  json")
+    one = print_of("POST", "/r", b'{"a": 1, "b": [1, 2]}')
+    assert one == print_of("POST", "/r", b'{"b":[1,2],"a":1}')
+    assert one != print_of("POST", "/r", b'{"a": 2, "b": [1, 2]}')
+    assert one != print_of("PATCH", "/r", b'{"a": 1, "b": [1, 2]}')
+    assert one != print_of("POST", "/other", b'{"a": 1, "b": [1, 2]}')
+    assert print_of("POST", "/r", b"not json") != print_of("POST", "/r", b"not  json")
+
+
+def test_fingerprint_covers_the_concrete_path_and_the_query() -> None:
+    """One key on /quests/a/complete then /quests/b/complete is not the same request."""
+    a = print_of("POST", "/api/quests/a/complete", b"")
+    assert a != print_of("POST", "/api/quests/b/complete", b"")
+    assert print_of("GET", "/r", b"", b"x=1") != print_of("GET", "/r", b"", b"x=2")
+    deep = b"[" * 5000 + b"]" * 5000  # not acceptable JSON: hashed as sent, no RecursionError
+    assert print_of("POST", "/r", deep) != print_of("POST", "/r", b"[]")
 
 
 def test_record_keys_separate_callers_routes_and_keys() -> None:
@@ -79,10 +110,16 @@ def test_record_keys_separate_callers_routes_and_keys() -> None:
 @pytest.mark.parametrize(
     ("status", "kept"),
     [(200, True), (201, True), (204, True), (400, True), (404, True), (422, True),
-     (408, False), (409, False), (429, False), (500, False), (503, False), (302, False)],
+     (401, False), (408, False), (409, False), (429, False), (500, False), (503, False),
+     (302, False)],
 )  # fmt: skip
 def test_kept_answers(status: int, kept: bool) -> None:
-    assert is_kept(status) is kept
+    assert is_kept(status, anonymous=False) is kept
+
+
+@pytest.mark.parametrize(("status", "kept"), [(200, True), (201, True), (400, False), (404, False)])
+def test_an_anonymous_callers_failures_are_not_kept(status: int, kept: bool) -> None:
+    assert is_kept(status, anonymous=True) is kept
 
 
 def test_stored_answers_keep_only_replayable_headers() -> None:
@@ -117,8 +154,17 @@ def test_client_ip_trusts_forwarded_for_only_from_proxies() -> None:
     assert proxies.client_ip(scope("10.0.0.2")) == "10.0.0.2"
     assert proxies.client_ip(scope("10.0.0.2", "garbage")) == "10.0.0.2"
     assert TrustedProxies().client_ip(scope("10.0.0.2", "1.1.1.1")) == "10.0.0.2"
+    assert proxies.client_ip(scope("::ffff:203.0.113.9")) == "203.0.113.9"
     with pytest.raises(ValueError, match="not an IP network"):
         parse_networks(["10.0.0.0/33"])
+
+
+def test_ipv6_clients_are_counted_per_64() -> None:
+    assert client_key("2001:db8:1:2:aaaa::1") == "2001:db8:1:2::/64"
+    assert client_key("2001:db8:1:2:ffff:ffff:ffff:ffff") == "2001:db8:1:2::/64"
+    assert client_key("2001:db8:1:3::1") == "2001:db8:1:3::/64"
+    assert client_key("203.0.113.9") == "203.0.113.9"
+    assert client_key("::ffff:203.0.113.9") == "203.0.113.9"
 
 
 POLICY = Policy(
@@ -136,9 +182,9 @@ POLICY = Policy(
 def test_each_key_kind_reads_its_value() -> None:
     facts = RequestFacts(
         user_id="u1",
-        ip="192.0.2.1",
+        client="192.0.2.1",
         headers={"x-app-id": "ios"},
-        body=b'{"walletAddress": "0xAbC"}',
+        body=RequestBody(b'{"walletAddress": "0xAbC"}'),
     )
     assert [c.key for c in charges_for(POLICY, facts)] == [
         "mq:rl:p:global:*",
@@ -146,7 +192,7 @@ def test_each_key_kind_reads_its_value() -> None:
         "mq:rl:p:wallet:0xabc",
         "mq:rl:p:app:ios",
     ]
-    anonymous = RequestFacts(user_id=None, ip="192.0.2.1", headers={}, body=b"[]")
+    anonymous = RequestFacts(user_id=None, client="192.0.2.1", headers={}, body=RequestBody(b"[]"))
     assert [c.key for c in charges_for(POLICY, anonymous)] == [
         "mq:rl:p:global:*",
         "mq:rl:p:user:ip:192.0.2.1",
