@@ -1,5 +1,11 @@
 """A real SMTP server for tests: aiosmtpd with a handler that keeps every
-message and lets sync and async tests wait for one."""
+message and lets sync and async tests wait for one; readers of what a code
+mail carries (the 6-digit code, the login key, the link); and waits for the
+auth service's background sender.
+
+The server speaks plaintext (no STARTTLS): a service mailing it needs
+``SMTP_SECURITY=none``.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +15,13 @@ import email.policy
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from email.message import EmailMessage
 from typing import Any
 
 from aiosmtpd.controller import Controller
+from prometheus_client import REGISTRY
 
 from runtime.embedded import free_port
 
@@ -67,6 +74,21 @@ class Mailbox:
         assert match, f"no 6-digit code in the mail: {text!r}"
         return match.group(1)
 
+    @staticmethod
+    def key_in(message: EmailMessage) -> str:
+        """The one-time login key in ``message``."""
+        body = message.get_body(preferencelist=("plain",))
+        match = re.search(r"^login key: (\S+)\s*$", body.get_content() if body else "", re.M)
+        assert match, "no login key in the mail"
+        return match.group(1)
+
+    @staticmethod
+    def link_in(message: EmailMessage) -> str | None:
+        """The login link in ``message``, if it has one."""
+        body = message.get_body(preferencelist=("plain",))
+        match = re.search(r"^(https?://\S+)\s*$", body.get_content() if body else "", re.M)
+        return match.group(1) if match else None
+
 
 @contextmanager
 def smtp_server() -> Iterator[Mailbox]:
@@ -78,3 +100,18 @@ def smtp_server() -> Iterator[Mailbox]:
         yield handler
     finally:
         controller.stop()
+
+
+def delivery_failures(reason: str) -> float:
+    """``auth_otp_delivery_failures_total{reason}`` in this process so far."""
+    value = REGISTRY.get_sample_value("auth_otp_delivery_failures_total", {"reason": reason})
+    return value or 0.0
+
+
+async def until(condition: Callable[[], bool], *, within: float = 15.0) -> None:
+    """Wait until ``condition()`` holds (a background send finished)."""
+    deadline = time.monotonic() + within
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true within {within}s")
+        await asyncio.sleep(0.02)

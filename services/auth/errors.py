@@ -8,30 +8,41 @@ DomainError
 │   ├── InvalidUsername        invalid_username
 │   ├── ContactRequired        contact_required
 │   ├── InvalidReferralCode    invalid_referral_code
-│   └── InvalidOtpRequest      invalid_otp_request
+│   ├── InvalidOtpRequest      invalid_otp_request
+│   └── InvalidWalletSignature invalid_wallet_signature (malformed, or another signer)
 ├── AlreadyExists
 │   └── ContactTaken           wallet_taken | email_taken | phone_taken | username_taken
 ├── NotFound
-│   ├── AccountNotFound        account_not_found
+│   ├── AccountNotFound        account_not_found (create-admin only; OTP requests
+│   │                          never say whether an account exists)
 │   ├── ChallengeNotFound      challenge_not_found
+│   ├── ChallengeSuperseded    challenge_superseded (a newer code was sent)
+│   ├── WalletChallengeNotFound wallet_challenge_not_found (never issued, or used)
 │   └── UserNotFound           user_not_found
+├── FailedPrecondition
+│   ├── WalletChallengeExpired wallet_challenge_expired
+│   ├── WalletMismatch         wallet_mismatch (create-admin --wallet)
+│   └── WalletNotVerified      wallet_not_verified (create-admin)
 ├── Unauthenticated
 │   ├── InvalidCode            invalid_code
 │   ├── OtpExpired             otp_expired
 │   ├── InvalidRefreshToken    invalid_refresh_token
 │   ├── RefreshTokenReused     refresh_token_reused
-│   └── SessionRevoked         session_revoked
+│   └── SessionRevoked         session_revoked | session_expired
 ├── ResourceExhausted
 │   ├── OtpCooldown            otp_cooldown (with retry_after)
+│   ├── TooManyCodes           too_many_codes (the contact's hourly cap; retry_after)
+│   ├── OtpLocked              otp_locked (short codes locked; retry_after)
 │   └── TooManyAttempts        too_many_attempts
 └── Unavailable
-    └── DeliveryUnavailable    delivery_unavailable | delivery_failed
+    └── DeliveryUnavailable    delivery_unavailable
 """
 
 from __future__ import annotations
 
 from runtime.errors import (
     AlreadyExists,
+    FailedPrecondition,
     InvalidArgument,
     NotFound,
     ResourceExhausted,
@@ -68,6 +79,10 @@ class InvalidOtpRequest(InvalidArgument):
     reason = "invalid_otp_request"
 
 
+class InvalidWalletSignature(InvalidArgument):
+    reason = "invalid_wallet_signature"
+
+
 class ContactTaken(AlreadyExists):
     """``reason`` is ``<field>_taken``; ``field`` names the JSON field."""
 
@@ -80,8 +95,28 @@ class ChallengeNotFound(NotFound):
     reason = "challenge_not_found"
 
 
+class ChallengeSuperseded(NotFound):
+    reason = "challenge_superseded"
+
+
+class WalletChallengeNotFound(NotFound):
+    reason = "wallet_challenge_not_found"
+
+
 class UserNotFound(NotFound):
     reason = "user_not_found"
+
+
+class WalletChallengeExpired(FailedPrecondition):
+    reason = "wallet_challenge_expired"
+
+
+class WalletMismatch(FailedPrecondition):
+    reason = "wallet_mismatch"
+
+
+class WalletNotVerified(FailedPrecondition):
+    reason = "wallet_not_verified"
 
 
 class InvalidCode(Unauthenticated):
@@ -106,6 +141,14 @@ class SessionRevoked(Unauthenticated):
 
 class OtpCooldown(ResourceExhausted):
     reason = "otp_cooldown"
+
+
+class TooManyCodes(ResourceExhausted):
+    reason = "too_many_codes"
+
+
+class OtpLocked(ResourceExhausted):
+    reason = "otp_locked"
 
 
 class TooManyAttempts(ResourceExhausted):

@@ -4,6 +4,11 @@ The private key lives in a PEM file (``AUTH_JWT_PRIVATE_KEY_FILE``), never in
 the repo. With ``AUTH_JWT_GENERATE_KEY=true`` a missing file is created once
 (mode 0600) — what ``make dev`` and compose do; production provides its own.
 The key id (``kid``) is the RFC 7638 thumbprint of the public key.
+
+Rotation: ``AUTH_JWT_VERIFY_KEY_FILES`` lists more PEM files (private or
+public Ed25519 keys) whose public keys are published in the JWK set beside
+the signing key but never sign. Deploy the new signing key with the old one
+listed there; once the access-token TTL has passed, remove it from the list.
 """
 
 from __future__ import annotations
@@ -20,13 +25,14 @@ from pathlib import Path
 
 import jwt
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from runtime.config import ConfigError
 
 log = logging.getLogger(__name__)
 
 KEY_VARIABLE = "AUTH_JWT_PRIVATE_KEY_FILE"
+VERIFY_KEYS_VARIABLE = "AUTH_JWT_VERIFY_KEY_FILES"
 
 
 def _b64url(data: bytes) -> str:
@@ -43,21 +49,24 @@ class PublicJwk:
     use: str = "sig"
 
 
+def public_jwk(public_key: Ed25519PublicKey) -> PublicJwk:
+    """The OKP JWK of ``public_key``, its kid the RFC 7638 thumbprint."""
+    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    x = _b64url(raw)
+    thumbprint = json.dumps(
+        {"crv": "Ed25519", "kty": "OKP", "x": x}, separators=(",", ":"), sort_keys=True
+    )
+    return PublicJwk(
+        kty="OKP", crv="Ed25519", x=x, kid=_b64url(hashlib.sha256(thumbprint.encode()).digest())
+    )
+
+
 class SigningKey:
     """One Ed25519 key: signs access tokens and publishes its JWK."""
 
     def __init__(self, private_key: Ed25519PrivateKey) -> None:
         self._private = private_key
-        raw = private_key.public_key().public_bytes(
-            serialization.Encoding.Raw, serialization.PublicFormat.Raw
-        )
-        x = _b64url(raw)
-        thumbprint = json.dumps(
-            {"crv": "Ed25519", "kty": "OKP", "x": x}, separators=(",", ":"), sort_keys=True
-        )
-        self.jwk = PublicJwk(
-            kty="OKP", crv="Ed25519", x=x, kid=_b64url(hashlib.sha256(thumbprint.encode()).digest())
-        )
+        self.jwk = public_jwk(private_key.public_key())
 
     @property
     def kid(self) -> str:
@@ -121,3 +130,38 @@ def _generate(path: Path) -> None:
     with os.fdopen(fd, "wb") as handle:
         handle.write(pem)
     log.warning("generated a new JWT signing key", extra={"path": str(path)})
+
+
+def load_verify_keys(paths: tuple[Path, ...]) -> tuple[PublicJwk, ...]:
+    """The public JWKs of the verify-only key files (private or public PEM)."""
+    found: list[PublicJwk] = []
+    for path in paths:
+        try:
+            data = path.read_bytes()
+        except OSError as error:
+            raise ConfigError(
+                VERIFY_KEYS_VARIABLE, f"cannot read {path}: {error.strerror}"
+            ) from None
+        public: object
+        try:
+            public = serialization.load_pem_public_key(data)
+        except (ValueError, TypeError):
+            try:
+                private = serialization.load_pem_private_key(data, password=None)
+            except (ValueError, TypeError) as error:
+                raise ConfigError(
+                    VERIFY_KEYS_VARIABLE, f"cannot read a PEM key from {path}: {error}"
+                ) from None
+            public = private.public_key()
+        if not isinstance(public, Ed25519PublicKey):
+            raise ConfigError(VERIFY_KEYS_VARIABLE, f"{path} is not an Ed25519 key")
+        found.append(public_jwk(public))
+    return tuple(found)
+
+
+def jwk_set(signing: SigningKey, verify_only: tuple[PublicJwk, ...]) -> tuple[PublicJwk, ...]:
+    """The published keys: the signing key first, then each verify-only key once."""
+    keys = {signing.kid: signing.jwk}
+    for jwk in verify_only:
+        keys.setdefault(jwk.kid, jwk)
+    return tuple(keys.values())

@@ -1,8 +1,12 @@
-"""One-time codes: generation and constant-time checks of a salted hash.
+"""One-time codes and login keys: generation and constant-time checks of a
+salted hash.
 
-Only the HMAC-SHA256 of the code (keyed by a per-challenge salt) is stored.
-A code has 10^6 values, so its safety comes from the 5-minute expiry and
-the attempt limit, both enforced by the store.
+Every code mail carries two secrets for one challenge: the 6-digit code a
+person types, and a long login key (192 random bits, URL-safe) for a link
+or a paste. Only their HMAC-SHA256 (keyed by a per-challenge salt) is
+stored. A code has 10^6 values, so its safety comes from the expiry, the
+per-challenge attempt limit and the per-account guess guard
+(:mod:`services.auth.guard`); the key cannot be guessed and needs neither.
 """
 
 from __future__ import annotations
@@ -12,10 +16,16 @@ import hmac
 import secrets
 
 CODE_LENGTH = 6
+#: Bytes of randomness in a login key (at least 16, i.e. 128 bits).
+KEY_BYTES = 24
 
 
 def new_code() -> str:
     return f"{secrets.randbelow(10**CODE_LENGTH):0{CODE_LENGTH}d}"
+
+
+def new_key() -> str:
+    return secrets.token_urlsafe(KEY_BYTES)
 
 
 def new_salt() -> bytes:
@@ -31,4 +41,5 @@ def code_matches(code: str, salt: bytes, expected_hash: str) -> bool:
 
 
 def well_formed(code: str) -> bool:
-    return len(code) == CODE_LENGTH and code.isdigit()
+    """Whether ``code`` is a short code (6 digits); anything else is taken as a key."""
+    return len(code) == CODE_LENGTH and code.isascii() and code.isdigit()

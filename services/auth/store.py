@@ -4,18 +4,23 @@ Collections and their unique keys:
 
 - ``users``: ``wallet_address``; ``email``, ``phone``, ``username_key`` when set
   (partial indexes); ``referral_code``.
-- ``otp_challenges``: one per code sent; attempts counted atomically.
-- ``otp_cooldowns``: ``_id`` = contact; claimed atomically so two concurrent
-  requests cannot both send a code.
-- ``sessions``: one per refresh-token family, revocable as a whole.
+- ``sessions``: one per refresh-token family, revocable as a whole; ends at
+  ``expires_at`` (its absolute lifetime) whatever the refreshes.
 - ``refresh_tokens``: ``_id`` = SHA-256 of the token (the token itself is
   never stored); ``used_at`` set once, atomically, on rotation.
+- ``wallet_challenges``: ``_id`` = SHA-256 of an issued Sign-In with Ethereum
+  message; ``used_at`` set once, atomically.
+- the OTP collections of :mod:`services.auth.otp_store`.
+
+Nothing but ``users`` is a record of truth: every other collection carries
+an ``expires_at`` date with a TTL index (``expireAfterSeconds: 0``), so
+MongoDB deletes what has expired and none of them grows without bound.
 """
 
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument
@@ -23,6 +28,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from services.auth.errors import ContactTaken
+from services.auth.otp_store import OtpStore
 
 Doc = dict[str, Any]
 
@@ -53,10 +59,21 @@ class AuthStore:
     def __init__(self, client: AsyncMongoClient[Doc], database: str) -> None:
         self.db: AsyncDatabase[Doc] = client[database]
         self.users = self.db["users"]
-        self.challenges = self.db["otp_challenges"]
-        self.cooldowns = self.db["otp_cooldowns"]
         self.sessions = self.db["sessions"]
         self.refresh_tokens = self.db["refresh_tokens"]
+        self.wallet_challenges = self.db["wallet_challenges"]
+        self.otp = OtpStore(self.db)
+
+    #: The collections that expire by their ``expires_at`` (TTL indexes).
+    TTL_COLLECTIONS = (
+        "otp_challenges",
+        "otp_cooldowns",
+        "otp_mail_caps",
+        "otp_guards",
+        "wallet_challenges",
+        "sessions",
+        "refresh_tokens",
+    )
 
     async def ensure_indexes(self) -> None:
         present = {"$type": "string"}
@@ -66,9 +83,12 @@ class AuthStore:
             await self.users.create_index(
                 field, unique=True, partialFilterExpression={field: present}
             )
-        await self.challenges.create_index([("contact", ASCENDING), ("created_at", ASCENDING)])
+        await self.otp.challenges.create_index([("contact", ASCENDING), ("created_at", ASCENDING)])
         await self.refresh_tokens.create_index("family_id")
         await self.sessions.create_index("user_id")
+        await self.wallet_challenges.create_index("user_id")
+        for name in self.TTL_COLLECTIONS:
+            await self.db[name].create_index("expires_at", expireAfterSeconds=0)
 
     # users -----------------------------------------------------------------
 
@@ -93,7 +113,10 @@ class AuthStore:
         """The users among ``user_ids``, by id (unknown ids are left out)."""
         if not user_ids:
             return {}
-        found = self.users.find({"_id": {"$in": user_ids}}, {"wallet_address": 1, "username": 1})
+        found = self.users.find(
+            {"_id": {"$in": user_ids}},
+            {"wallet_address": 1, "username": 1, "wallet_verified_at": 1},
+        )
         return {doc["_id"]: doc async for doc in found}
 
     async def update_user(self, user_id: str, changes: Doc, now: datetime) -> Doc | None:
@@ -108,49 +131,6 @@ class AuthStore:
             if taken is None:
                 raise
             raise taken from None
-
-    # OTP -------------------------------------------------------------------
-
-    async def claim_cooldown(self, contact: str, now: datetime, seconds: int) -> float | None:
-        """Reserve the right to send a code; None if granted, else seconds to wait."""
-        if seconds <= 0:
-            return None
-        until = now + timedelta(seconds=seconds)
-        try:
-            await self.cooldowns.update_one(
-                {"_id": contact, "until": {"$lte": now}}, {"$set": {"until": until}}, upsert=True
-            )
-            return None
-        except DuplicateKeyError:
-            current = await self.cooldowns.find_one({"_id": contact})
-            if current is None:
-                return float(seconds)
-            until_at: datetime = current["until"]
-            return max(1.0, (until_at - now).total_seconds())
-
-    async def release_cooldown(self, contact: str) -> None:
-        await self.cooldowns.delete_one({"_id": contact})
-
-    async def insert_challenge(self, challenge: Doc) -> None:
-        await self.challenges.insert_one(challenge)
-
-    async def challenge(self, challenge_id: str) -> Doc | None:
-        return await self.challenges.find_one({"_id": challenge_id})
-
-    async def count_attempt(self, challenge_id: str, max_attempts: int) -> Doc | None:
-        """Atomically count one attempt; None when none are left or it was used."""
-        return await self.challenges.find_one_and_update(
-            {"_id": challenge_id, "consumed": False, "attempts": {"$lt": max_attempts}},
-            {"$inc": {"attempts": 1}},
-            return_document=ReturnDocument.AFTER,
-        )
-
-    async def consume_challenge(self, challenge_id: str, now: datetime) -> bool:
-        result = await self.challenges.update_one(
-            {"_id": challenge_id, "consumed": False},
-            {"$set": {"consumed": True, "consumed_at": now}},
-        )
-        return result.modified_count == 1
 
     # sessions and refresh tokens --------------------------------------------
 
@@ -184,3 +164,27 @@ class AuthStore:
 
     async def refresh_token(self, token: str) -> Doc | None:
         return await self.refresh_tokens.find_one({"_id": token_hash(token)})
+
+    # wallet proofs (Sign-In with Ethereum) -------------------------------------
+
+    async def insert_wallet_challenge(self, challenge: Doc) -> None:
+        await self.wallet_challenges.insert_one(challenge)
+
+    async def wallet_challenge(self, message_hash: str, user_id: str) -> Doc | None:
+        return await self.wallet_challenges.find_one({"_id": message_hash, "user_id": user_id})
+
+    async def use_wallet_challenge(self, message_hash: str, now: datetime) -> bool:
+        """Mark an unused, unexpired challenge used; whether this call did."""
+        result = await self.wallet_challenges.update_one(
+            {"_id": message_hash, "used_at": None, "expires_at": {"$gt": now}},
+            {"$set": {"used_at": now}},
+        )
+        return result.modified_count == 1
+
+    async def mark_wallet_verified(self, user_id: str, wallet: str, now: datetime) -> Doc | None:
+        """Set ``wallet_verified_at`` if the user still holds ``wallet``."""
+        return await self.users.find_one_and_update(
+            {"_id": user_id, "wallet_address": wallet},
+            {"$set": {"wallet_verified_at": now, "updated_at": now}},
+            return_document=ReturnDocument.AFTER,
+        )

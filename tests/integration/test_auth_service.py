@@ -13,8 +13,9 @@ from pathlib import Path
 import grpc
 import jwt
 import pytest
+from eth_account import Account
+from eth_account.messages import encode_defunct
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from minequest.auth.v1 import auth_pb2, auth_pb2_grpc
 from runtime.errors import decode_rpc_error
@@ -24,6 +25,7 @@ from services.auth.server import SERVICE_NAME
 from services.auth.settings import AuthSettings
 from services.auth.store import AuthStore
 from tests.integration.conftest import SmtpServer, auth_channel, auth_settings
+from tests.mail import delivery_failures, until
 
 pytestmark = pytest.mark.integration
 
@@ -188,11 +190,23 @@ async def test_otp_login_by_email_issues_verifiable_tokens(auth: Auth):
     assert claims["jti"]
 
 
-async def test_otp_request_for_an_unknown_account_is_404(auth: Auth):
-    error = await rpc_error(
-        auth.stub.RequestOtp(auth_pb2.RequestOtpRequest(email="nobody@example.com"))
-    )
-    assert decode_rpc_error(error).reason == "account_not_found"
+async def test_otp_request_for_an_unknown_account_looks_like_a_known_one(auth: Auth):
+    await register(auth)
+    known = await auth.stub.RequestOtp(auth_pb2.RequestOtpRequest(email="ada@example.com"))
+    unknown = await auth.stub.RequestOtp(auth_pb2.RequestOtpRequest(email="nobody@example.com"))
+    assert {f.name for f, _ in unknown.ListFields()} == {f.name for f, _ in known.ListFields()}
+    assert (unknown.channel, unknown.resend_after_seconds) == ("email", 60)
+    assert len(unknown.challenge_id) == len(known.challenge_id)
+    for email in ("ada@example.com", "nobody@example.com"):
+        again = decode_rpc_error(
+            await rpc_error(auth.stub.RequestOtp(auth_pb2.RequestOtpRequest(email=email)))
+        )
+        assert (again.code, again.reason) == (grpc.StatusCode.RESOURCE_EXHAUSTED, "otp_cooldown")
+    await auth.smtp.mailbox.arrival("ada@example.com")
+    assert not [m for rcpts, m in auth.smtp.mailbox.messages if "nobody@example.com" in rcpts]
+    guess = auth_pb2.VerifyOtpRequest(challenge_id=unknown.challenge_id, code="123456")
+    info = decode_rpc_error(await rpc_error(auth.stub.VerifyOtp(guess)))
+    assert (info.reason, info.metadata["attempts_left"]) == ("invalid_code", "4")
 
 
 async def test_resend_cooldown_answers_retry_after(auth: Auth):
@@ -210,7 +224,18 @@ async def test_resend_cooldown_answers_retry_after(auth: Auth):
     await auth.smtp.mailbox.arrival("ada@example.com", count=2)
 
 
-async def test_five_wrong_codes_lock_the_challenge(auth: Auth):
+async def test_five_wrong_codes_lock_the_challenge(
+    tmp_path: Path, mongodb_uri: str, database_name: str, smtp_server: SmtpServer
+):
+    """The per-challenge limit alone (the account's guess guard set out of the way)."""
+    settings = make_settings(
+        tmp_path, mongodb_uri, database_name, smtp_server, AUTH_OTP_FREE_FAILURES="20"
+    )
+    async for auth in start_auth(settings, Clock(), smtp_server):
+        await check_five_wrong_codes_lock_the_challenge(auth)
+
+
+async def check_five_wrong_codes_lock_the_challenge(auth: Auth) -> None:
     await register(auth)
     challenge = await auth.stub.RequestOtp(auth_pb2.RequestOtpRequest(email="ada@example.com"))
     code = auth.smtp.mailbox.code_in(await auth.smtp.mailbox.arrival("ada@example.com"))
@@ -333,17 +358,25 @@ async def test_profile_get_and_patch(auth: Auth):
     assert (missing.code, missing.reason) == (grpc.StatusCode.NOT_FOUND, "user_not_found")
 
 
-async def test_create_admin_promotes_and_the_token_says_admin(auth: Auth):
-    user = await register(auth)
+async def test_create_admin_promotes_a_verified_wallet_and_the_token_says_admin(auth: Auth):
+    owner = Account.create()
+    user = await register(auth, wallet=owner.address)
+    challenge = await auth.stub.CreateWalletChallenge(
+        auth_pb2.CreateWalletChallengeRequest(user_id=user.id)
+    )
+    signed = Account.sign_message(encode_defunct(text=challenge.message), owner.key)
+    await auth.stub.VerifyWallet(
+        auth_pb2.VerifyWalletRequest(
+            user_id=user.id, message=challenge.message, signature="0x" + signed.signature.hex()
+        )
+    )
     client = mongo_client(auth.settings.service.mongodb_uri, app_name="tests")
     try:
         store = AuthStore(client, auth.settings.service.mongodb_database)
-        user_id, created = await create_admin(
-            store, wallet=WALLET, email=None, phone=None, username=None
-        )
+        user_id, changed = await create_admin(store, email="ADA@example.com")
     finally:
         await client.close()
-    assert (user_id, created) == (user.id, False)
+    assert (user_id, changed) == (user.id, True)
     tokens = (await login(auth)).tokens
     claims = jwt.decode(tokens.access_token, options={"verify_signature": False})
     assert claims["role"] == "admin"
@@ -366,9 +399,13 @@ async def test_dev_fallback_returns_the_code_without_smtp(
     tmp_path: Path, mongodb_uri: str, database_name: str, smtp_server: SmtpServer
 ):
     settings = make_settings(
-        tmp_path, mongodb_uri, database_name, smtp_server, ENABLE_DEV_OTP_FALLBACK="true"
+        tmp_path,
+        mongodb_uri,
+        database_name,
+        smtp_server,
+        ENABLE_DEV_OTP_FALLBACK="true",
+        SMTP_HOST="",
     )
-    settings = replace(settings, smtp=None)
     async for auth in start_auth(settings, Clock(), smtp_server):
         await register(auth, phone="+14155550123")
         challenge = await auth.stub.RequestOtp(auth_pb2.RequestOtpRequest(phone="+14155550123"))
@@ -393,40 +430,33 @@ async def test_no_delivery_and_no_fallback_is_unavailable(
         assert (info.code, info.reason) == (grpc.StatusCode.UNAVAILABLE, "delivery_unavailable")
 
 
-async def test_unreachable_smtp_releases_the_cooldown(
-    tmp_path: Path, mongodb_uri: str, database_name: str, smtp_server: SmtpServer
+async def test_unreachable_smtp_is_counted_and_releases_the_cooldown(
+    tmp_path: Path,
+    mongodb_uri: str,
+    database_name: str,
+    smtp_server: SmtpServer,
+    caplog: pytest.LogCaptureFixture,
 ):
     settings = make_settings(tmp_path, mongodb_uri, database_name, smtp_server)
     assert settings.smtp is not None
     dead = replace(settings, smtp=replace(settings.smtp, port=1, timeout_seconds=1))
+    failures = delivery_failures("connection")
     async for auth in start_auth(dead, Clock(), smtp_server):
         await register(auth)
-        info = decode_rpc_error(
-            await rpc_error(
-                auth.stub.RequestOtp(auth_pb2.RequestOtpRequest(email="ada@example.com"))
-            )
-        )
-        assert info.reason == "delivery_failed"
-        again = decode_rpc_error(
-            await rpc_error(
-                auth.stub.RequestOtp(auth_pb2.RequestOtpRequest(email="ada@example.com"))
-            )
-        )
-        assert again.reason == "delivery_failed", "a failed send must not start the cooldown"
+        request = auth_pb2.RequestOtpRequest(email="ada@example.com")
+        with caplog.at_level(logging.WARNING, logger="services.auth.delivery"):
+            await auth.stub.RequestOtp(request)  # answered at once, like any other
+            await until(lambda: delivery_failures("connection") == failures + 1)
+        logged = [vars(r) for r in caplog.records if r.msg == "otp delivery failed"]
+        assert [line["reason"] for line in logged] == ["connection"]
+        await auth.stub.RequestOtp(request)  # a failed send does not hold the cooldown
 
 
-async def test_health_and_reflection(auth: Auth):
+async def test_health_answers_serving(auth: Auth):
+    """Reflection (off unless GRPC_REFLECTION=true) is tested in test_internal_auth.py."""
     health = health_pb2_grpc.HealthStub(auth.channel)
     answer = await health.Check(health_pb2.HealthCheckRequest(service=SERVICE_NAME))
     assert answer.status == health_pb2.HealthCheckResponse.SERVING
-    reflection = reflection_pb2_grpc.ServerReflectionStub(auth.channel)
-
-    async def ask() -> AsyncIterator[reflection_pb2.ServerReflectionRequest]:
-        yield reflection_pb2.ServerReflectionRequest(list_services="")
-
-    async for reply in reflection.ServerReflectionInfo(ask()):
-        names = {s.name for s in reply.list_services_response.service}
-        assert {SERVICE_NAME, "grpc.health.v1.Health"} <= names
 
 
 async def test_concurrent_registrations_of_one_wallet_create_one_account(auth: Auth):

@@ -1,17 +1,21 @@
-"""OTP mail over STARTTLS: when the SMTP server offers it, the code travels
-encrypted, and the server's certificate is checked against SMTP_CA_FILE."""
+"""OTP mail and SMTP_SECURITY: STARTTLS is required by default (a server that
+does not offer it gets nothing), implicit TLS works, plaintext only when
+chosen; the server's certificate is checked against SMTP_CA_FILE. A failed
+send never answers the request (it runs in the background): it is counted
+and logged, and the mail is simply not delivered."""
 
 from __future__ import annotations
 
 import ipaddress
+import logging
 import ssl
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import grpc
 import pytest
 from aiosmtpd.controller import Controller
 from cryptography import x509
@@ -21,9 +25,9 @@ from cryptography.x509.oid import NameOID
 
 from minequest.auth.v1 import auth_pb2, auth_pb2_grpc
 from runtime.embedded import free_port
-from runtime.errors import decode_rpc_error
 from services.auth.settings import AuthSettings
 from tests.integration.conftest import auth_channel, auth_settings
+from tests.mail import delivery_failures
 
 pytestmark = pytest.mark.integration
 
@@ -82,7 +86,8 @@ class TlsMailbox:
     deliveries: list[tuple[str, bool]] = field(default_factory=list)
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.deliveries.append((envelope.content.decode(), session.ssl is not None))
+        implicit = server.transport.get_extra_info("sslcontext") is not None
+        self.deliveries.append((envelope.content.decode(), session.ssl is not None or implicit))
         return "250 OK"
 
 
@@ -93,15 +98,23 @@ class TlsSmtp:
     ca_file: Path
 
 
-@pytest.fixture
-def tls_smtp(tmp_path: Path) -> Iterator[TlsSmtp]:
-    ca, cert, key = make_ca_and_server_cert(tmp_path)
+@contextmanager
+def tls_controller(
+    folder: Path, *, starttls: bool = True, implicit: bool = False
+) -> Iterator[TlsSmtp]:
+    """aiosmtpd on a free port: requiring STARTTLS, speaking implicit TLS, or
+    (both False) plaintext only, offering no STARTTLS at all."""
+    ca, cert, key = make_ca_and_server_cert(folder)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
     mailbox, port = TlsMailbox(), free_port()
-    controller = Controller(
-        mailbox, hostname="127.0.0.1", port=port, tls_context=context, require_starttls=True
-    )
+    if implicit:
+        options: dict[str, Any] = {"ssl_context": context}
+    elif starttls:
+        options = {"tls_context": context, "require_starttls": True}
+    else:
+        options = {}
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port, **options)
     controller.start()
     try:
         yield TlsSmtp(port, mailbox, ca)
@@ -109,7 +122,22 @@ def tls_smtp(tmp_path: Path) -> Iterator[TlsSmtp]:
         controller.stop()
 
 
-async def request_code(settings: AuthSettings) -> grpc.aio.AioRpcError | None:
+@pytest.fixture
+def tls_smtp(tmp_path: Path) -> Iterator[TlsSmtp]:
+    with tls_controller(tmp_path) as server:
+        yield server
+
+
+@pytest.fixture
+def plain_smtp(tmp_path: Path) -> Iterator[TlsSmtp]:
+    """A server that does not offer STARTTLS."""
+    with tls_controller(tmp_path, starttls=False) as server:
+        yield server
+
+
+async def request_code(settings: AuthSettings) -> None:
+    """Register, ask for a code, and stop the service: leaving it waits for the
+    background sender, so the mail has been delivered (or has failed) after."""
     async with auth_channel(settings) as channel:
         stub = auth_pb2_grpc.AuthServiceStub(channel)
         await stub.Register(
@@ -118,16 +146,14 @@ async def request_code(settings: AuthSettings) -> grpc.aio.AioRpcError | None:
                 email="tls@example.com",
             )
         )
-        try:
-            await stub.RequestOtp(auth_pb2.RequestOtpRequest(email="tls@example.com"))
-        except grpc.aio.AioRpcError as error:
-            return error
-        return None
+        await stub.RequestOtp(auth_pb2.RequestOtpRequest(email="tls@example.com"))
 
 
 def settings_for(
     tmp_path: Path, mongodb_uri: str, database: str, port: int, **extra: str
 ) -> AuthSettings:
+    """Settings whose SMTP_SECURITY is the default unless ``extra`` sets it."""
+    extra = {"SMTP_SECURITY": "", **extra}
     return auth_settings(tmp_path, mongodb_uri, database, port, SMTP_TIMEOUT_SECONDS="5", **extra)
 
 
@@ -137,17 +163,64 @@ async def test_code_is_sent_over_starttls_to_a_trusted_server(
     settings = settings_for(
         tmp_path, mongodb_uri, database_name, tls_smtp.port, SMTP_CA_FILE=str(tls_smtp.ca_file)
     )
-    assert await request_code(settings) is None
+    assert settings.smtp is not None
+    assert settings.smtp.security == "starttls"
+    await request_code(settings)
     ((content, encrypted),) = tls_smtp.mailbox.deliveries
     assert encrypted, "the server offered STARTTLS, so the mail must travel encrypted"
     assert "Your Minequest login code is" in content
 
 
-async def test_an_untrusted_certificate_is_refused(
-    tmp_path: Path, mongodb_uri: str, database_name: str, tls_smtp: TlsSmtp
+async def test_an_untrusted_certificate_is_not_delivered_and_is_counted(
+    tmp_path: Path,
+    mongodb_uri: str,
+    database_name: str,
+    tls_smtp: TlsSmtp,
+    caplog: pytest.LogCaptureFixture,
 ):
     settings = settings_for(tmp_path, mongodb_uri, database_name, tls_smtp.port)
-    error = await request_code(settings)
-    assert error is not None
-    assert decode_rpc_error(error).reason == "delivery_failed"
+    before = delivery_failures("tls")
+    with caplog.at_level(logging.WARNING, logger="services.auth.delivery"):
+        await request_code(settings)  # answered like any other request: no 503
     assert tls_smtp.mailbox.deliveries == []
+    assert delivery_failures("tls") == before + 1
+    assert [vars(r)["reason"] for r in caplog.records if r.msg == "otp delivery failed"] == ["tls"]
+
+
+async def test_a_server_without_starttls_gets_nothing_by_default(
+    tmp_path: Path, mongodb_uri: str, database_name: str, plain_smtp: TlsSmtp
+):
+    settings = settings_for(tmp_path, mongodb_uri, database_name, plain_smtp.port)
+    before = delivery_failures("tls")
+    await request_code(settings)
+    assert plain_smtp.mailbox.deliveries == [], "no STARTTLS offered: nothing is sent in clear"
+    assert delivery_failures("tls") == before + 1
+
+
+async def test_plaintext_smtp_must_be_chosen_explicitly(
+    tmp_path: Path, mongodb_uri: str, database_name: str, plain_smtp: TlsSmtp
+):
+    settings = settings_for(
+        tmp_path, mongodb_uri, database_name, plain_smtp.port, SMTP_SECURITY="none"
+    )
+    await request_code(settings)
+    ((content, encrypted),) = plain_smtp.mailbox.deliveries
+    assert not encrypted
+    assert "Your Minequest login code is" in content
+
+
+async def test_implicit_tls_delivers_encrypted(
+    tmp_path: Path, mongodb_uri: str, database_name: str
+):
+    with tls_controller(tmp_path, implicit=True) as server:
+        settings = settings_for(
+            tmp_path,
+            mongodb_uri,
+            database_name,
+            server.port,
+            SMTP_SECURITY="tls",
+            SMTP_CA_FILE=str(server.ca_file),
+        )
+        await request_code(settings)
+        ((_, encrypted),) = server.mailbox.deliveries
+    assert encrypted
