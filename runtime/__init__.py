@@ -1,6 +1,7 @@
 """The small runtime every Minequest process shares.
 
-Configuration, JSON logging, the gRPC server bootstrap and channels,
+Configuration, JSON logging, the gRPC server bootstrap and channels (mutual
+TLS between named identities, and who may call what: ``runtime.access``),
 Prometheus metrics, OpenTelemetry tracing, store clients, domain errors, and
 the embedded stores used by ``make dev`` and the tests. Services never import
 each other; they share only this package and the generated contracts.
@@ -21,11 +22,12 @@ from runtime.errors import (
     Unavailable,
     decode_rpc_error,
 )
-from runtime.grpc_client import insecure_channel
+from runtime.grpc_client import channel
 from runtime.grpc_server import Registrar, RunningServer, create_server, serve
 from runtime.log import configure_logging
 from runtime.stores import mongo_client, redis_client
 from runtime.timestamps import aware, to_timestamp
+from runtime.tls import TlsSettings, load_tls
 
 __all__ = [
     "Aborted",
@@ -42,14 +44,16 @@ __all__ = [
     "RpcErrorInfo",
     "RunningServer",
     "ServiceSettings",
+    "TlsSettings",
     "Unauthenticated",
     "Unavailable",
     "aware",
+    "channel",
     "configure_logging",
     "create_server",
     "decode_rpc_error",
-    "insecure_channel",
     "load_or_exit",
+    "load_tls",
     "mongo_client",
     "redis_client",
     "serve",

@@ -12,7 +12,10 @@ import sys
 from collections.abc import Callable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from runtime.tls import TlsSettings
 
 T = TypeVar("T")
 
@@ -106,6 +109,16 @@ class Env:
             return list(default)
         return [item.strip() for item in value.split(",") if item.strip()]
 
+    def service_addr(self, name: str, service: str) -> str:
+        """A gRPC target, ``host:port`` or ``dns:///host:port`` (every address the
+        name resolves to, balanced round-robin); the default is where
+        ``service`` listens by default (:data:`SERVICE_PORTS`)."""
+        value = self.string(name, default_service_addr(service))
+        host, sep, port = value.rpartition(":")
+        if not (sep and host and port.isascii() and port.isdigit() and 0 < int(port) < 65536):
+            raise ConfigError(name, f"must be host:port, got {value!r}")
+        return value
+
     def choice(self, name: str, default: str, choices: AbstractSet[str]) -> str:
         value = self.string(name, default)
         if value not in choices:
@@ -173,6 +186,10 @@ class ServiceSettings:
     log_level: str
     otlp_endpoint: str | None
     shutdown_grace_seconds: float
+    #: This process's mTLS identity (``GRPC_TLS_*``); None: plaintext, every caller allowed.
+    tls: TlsSettings | None = None
+    #: ``GRPC_REFLECTION=true`` serves gRPC server reflection (off by default).
+    reflection: bool = False
 
     @classmethod
     def from_env(
@@ -182,6 +199,8 @@ class ServiceSettings:
         *,
         needs_redis: bool = True,
     ) -> ServiceSettings:
+        from runtime.tls import load_tls  # runtime.tls imports this module
+
         prefix = service.upper()
         ports = SERVICE_PORTS[service]
         metrics_port = env.integer(
@@ -204,6 +223,8 @@ class ServiceSettings:
             log_level=env.choice("LOG_LEVEL", "INFO", LOG_LEVELS),
             otlp_endpoint=env.optional("OTEL_EXPORTER_OTLP_ENDPOINT"),
             shutdown_grace_seconds=env.number("SHUTDOWN_GRACE_SECONDS", 10.0, minimum=0),
+            tls=load_tls(env),
+            reflection=env.boolean("GRPC_REFLECTION", False),
         )
 
 

@@ -1,8 +1,12 @@
 """The gRPC server bootstrap every service uses.
 
 ``create_server`` builds and starts a ``grpc.aio`` server with our
-interceptors, the standard health service and server reflection, and returns
-it with the port it bound (tests pass port 0 and dial the real port).
+interceptors and the standard health service (server reflection only when
+asked: ``GRPC_REFLECTION=true``), and returns it with the port it bound
+(tests pass port 0 and dial the real port). With TLS settings it serves
+mutual TLS only (clients need a certificate from our CA) and authorises
+every call by the caller's identity (:mod:`runtime.access`); without, it is
+plaintext and lets everyone call everything.
 ``serve`` runs a whole service process: logging, tracing, the metrics port,
 the service's own resources (its ``lifespan``), then waits for SIGTERM or
 SIGINT, marks health NOT_SERVING, drains in-flight calls within the grace
@@ -25,9 +29,11 @@ from grpc_reflection.v1alpha import reflection
 from pymongo.errors import PyMongoError
 from redis.exceptions import RedisError
 
-from runtime.config import ServiceSettings
-from runtime.interceptors import ServerInterceptor
+from runtime.access import ACCESS, is_open
+from runtime.config import ServiceSettings, load_or_exit
+from runtime.interceptors import AccessTable, ServerInterceptor
 from runtime.process import MetricsPortUnavailable, start_process
+from runtime.tls import TlsSettings, announce, require_identity, server_credentials
 
 log = logging.getLogger(__name__)
 
@@ -60,23 +66,46 @@ class RunningServer:
 
 
 async def create_server(
-    register: Registrar, *, host: str = "127.0.0.1", port: int = 0
+    register: Registrar,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    tls: TlsSettings | None = None,
+    reflection_on: bool = False,
+    access: AccessTable = ACCESS,
 ) -> RunningServer:
-    """Build, bind and start a server; port 0 picks a free port."""
-    server = grpc.aio.server(interceptors=[ServerInterceptor()], options=_SERVER_OPTIONS)
+    """Build, bind and start a server; port 0 picks a free port.
+
+    ``tls``: serve mutual TLS and check each caller against ``access``;
+    None: plaintext, no identities, nothing checked.
+    """
+    announce(tls)
+    server = grpc.aio.server(
+        interceptors=[ServerInterceptor(None if tls is None else access)],
+        options=_SERVER_OPTIONS,
+    )
     names = list(register(server))
+    if tls is not None:
+        for name in names:
+            if name not in access and not is_open(name):
+                log.error("%s has no access table in runtime.access: every call is refused", name)
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
-    reflection.enable_server_reflection(
-        [
-            *names,
-            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-            reflection.SERVICE_NAME,
-        ],
-        server,
-    )
+    if reflection_on:
+        reflection.enable_server_reflection(
+            [
+                *names,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ],
+            server,
+        )
+    address = f"{host}:{port}"
     try:
-        bound = server.add_insecure_port(f"{host}:{port}")
+        if tls is None:
+            bound = server.add_insecure_port(address)
+        else:
+            bound = server.add_secure_port(address, server_credentials(tls))
     except RuntimeError:
         bound = 0
     if bound == 0:
@@ -97,6 +126,8 @@ async def serve(
     drained.
     """
     prefix = settings.service.upper()
+    # A certificate made for another process would be refused by every peer.
+    load_or_exit(lambda: require_identity(settings.tls, settings.service))
     try:
         shutdown_tracing = start_process(
             settings.service,
@@ -116,7 +147,11 @@ async def serve(
         async with lifespan() as register:
             try:
                 running = await create_server(
-                    register, host=settings.grpc_host, port=settings.grpc_port
+                    register,
+                    host=settings.grpc_host,
+                    port=settings.grpc_port,
+                    tls=settings.tls,
+                    reflection_on=settings.reflection,
                 )
             except PortInUse as error:
                 raise SystemExit(f"{prefix}_GRPC_PORT: {error}") from None
@@ -126,6 +161,8 @@ async def serve(
                     "port": running.port,
                     "services": running.service_names,
                     "metrics_port": settings.metrics_port,
+                    "tls_identity": settings.tls.identity if settings.tls else None,
+                    "reflection": settings.reflection,
                 },
             )
             await stop.wait()

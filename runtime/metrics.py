@@ -22,6 +22,11 @@ GRPC_SERVER_SECONDS = Histogram(
     ["grpc_service", "grpc_method"],
     buckets=_BUCKETS,
 )
+GRPC_SERVER_DENIED = Counter(
+    "grpc_server_access_denied_total",
+    "Internal calls refused by the access tables (runtime.access), by caller and reason.",
+    ["grpc_service", "grpc_method", "caller", "reason"],
+)
 GRPC_CLIENT_HANDLED = Counter(
     "grpc_client_handled_total",
     "RPCs completed by clients, by status code.",

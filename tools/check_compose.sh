@@ -28,9 +28,12 @@ else
 fi
 
 if ((${#compose[@]})); then
-  # An empty env file, so a developer's own .env cannot hide a missing default.
+  # An env file with only the secrets compose requires (placeholders), so a
+  # developer's own .env cannot hide a missing default.
   empty_env=$(mktemp)
   trap 'rm -f "$empty_env"' EXIT
+  printf '%s\n' REDIS_PASSWORD=check MONGO_ROOT_PASSWORD=check \
+    SIWE_DOMAIN=app.example.com SIWE_URI=https://app.example.com >"$empty_env"
   if "${compose[@]}" --env-file "$empty_env" -f compose.yaml config --quiet; then
     echo "check_compose: compose.yaml is valid (${compose[*]})"
   else

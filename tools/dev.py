@@ -3,9 +3,13 @@
 1. Reads environment variables only (no ``.env`` file). A malformed value, or
    a port that is already taken, stops it with one line naming the variable
    before anything starts.
-2. Starts the embedded Redis and MongoDB-wire servers for whichever of
-   ``REDIS_URL`` / ``MONGODB_URI`` is unset, with their data (and the dev JWT
-   key) under ``MINEQUEST_DATA_DIR`` (default ``.data``).
+2. Creates (or reuses) the internal PKI under ``MINEQUEST_DATA_DIR/pki``
+   (``tools/pki.py``) and gives every process its own certificate
+   (``GRPC_TLS_*``), so internal gRPC is mutual TLS with per-method
+   authorisation, as in production. Then starts the embedded Redis and
+   MongoDB-wire servers for whichever of ``REDIS_URL`` / ``MONGODB_URI`` is
+   unset, with their data (and the dev JWT key) under ``MINEQUEST_DATA_DIR``
+   (default ``.data``).
 3. Starts each process of the table in order, each once the one before it is
    ready (its port accepts connections; the gateway's ``GET /api/health``
    answers 200), and writes every line a process prints with its name in
@@ -33,8 +37,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from runtime.config import SERVICE_PORTS, Env, ServicePorts, load_or_exit
+from runtime.config import (
+    SERVICE_PORTS,
+    ConfigError,
+    Env,
+    ServicePorts,
+    is_production,
+    load_or_exit,
+)
 from runtime.embedded import embedded_stores
+from tools import pki
 from tools.supervisor import Output, PortClaim, ProcessSpec, Ready, supervise
 
 #: An EIP-55 address from the EIP's own examples, for the printed curl lines.
@@ -53,7 +65,18 @@ def _no_dev_env(env: Env, data_dir: Path) -> tuple[dict[str, str], list[str]]:
 
 def _auth_dev_env(env: Env, data_dir: Path) -> tuple[dict[str, str], list[str]]:
     smtp_host = env.optional("SMTP_HOST")
-    fallback = env.boolean("ENABLE_DEV_OTP_FALLBACK", smtp_host is None)
+    production = is_production(env)
+    fallback = env.boolean("ENABLE_DEV_OTP_FALLBACK", smtp_host is None and not production)
+    # The auth service refuses these too; say it before anything starts.
+    if fallback and smtp_host is not None:
+        raise ConfigError(
+            "ENABLE_DEV_OTP_FALLBACK",
+            "must not be true when SMTP_HOST is set (codes would be returned to anyone)",
+        )
+    if fallback and production:
+        raise ConfigError(
+            "ENABLE_DEV_OTP_FALLBACK", "must not be true with MINEQUEST_ENV=production"
+        )
     key_file = env.string("AUTH_JWT_PRIVATE_KEY_FILE", str(data_dir / "jwt-ed25519.pem"))
     values = {
         "AUTH_JWT_PRIVATE_KEY_FILE": key_file,
@@ -62,7 +85,8 @@ def _auth_dev_env(env: Env, data_dir: Path) -> tuple[dict[str, str], list[str]]:
     }
     notes = []
     if fallback:
-        why = "SMTP_HOST is unset" if smtp_host is None else "ENABLE_DEV_OTP_FALLBACK=true"
+        asked = env.optional("ENABLE_DEV_OTP_FALLBACK") is not None
+        why = "ENABLE_DEV_OTP_FALLBACK=true" if asked else "SMTP_HOST is unset"
         notes.append(
             f"WARNING: dev OTP fallback is ON ({why}): one-time codes are returned "
             "in the API answer and logged. Never run like this in production."
@@ -70,15 +94,21 @@ def _auth_dev_env(env: Env, data_dir: Path) -> tuple[dict[str, str], list[str]]:
     return values, notes
 
 
-def _quests_dev_env(env: Env, data_dir: Path) -> tuple[dict[str, str], list[str]]:
-    """Quests calls auth and wallet: hand it their addresses as the gateway gets them."""
-    values = {}
-    for name in ("auth", "wallet"):
-        prefix = name.upper()
-        host = _dial_host(env.string(f"{prefix}_GRPC_HOST", "127.0.0.1"))
-        port = env.string(f"{prefix}_GRPC_PORT", str(SERVICE_PORTS[name].grpc))
-        values[f"{prefix}_SERVICE_ADDR"] = env.string(f"{prefix}_SERVICE_ADDR", f"{host}:{port}")
-    return values, []
+def _peers(*names: str) -> DevEnv:
+    """A service that calls others gets their addresses, as the gateway gets them."""
+
+    def dev_env(env: Env, data_dir: Path) -> tuple[dict[str, str], list[str]]:
+        values = {}
+        for name in names:
+            prefix = name.upper()
+            host = _dial_host(env.string(f"{prefix}_GRPC_HOST", "127.0.0.1"))
+            port = env.string(f"{prefix}_GRPC_PORT", str(SERVICE_PORTS[name].grpc))
+            values[f"{prefix}_SERVICE_ADDR"] = env.string(
+                f"{prefix}_SERVICE_ADDR", f"{host}:{port}"
+            )
+        return values, []
+
+    return dev_env
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,15 +127,17 @@ class GrpcService:
 #: Started in this order, stopped in reverse; the gateway comes last.
 SERVICES: tuple[GrpcService, ...] = (
     GrpcService("auth", dev_env=_auth_dev_env),
-    GrpcService("wallet"),
+    GrpcService("wallet", dev_env=_peers("auth")),  # whose wallet a withdrawal goes to
     GrpcService("mining"),
-    GrpcService("quests", dev_env=_quests_dev_env),
+    GrpcService("quests", dev_env=_peers("auth", "wallet")),
 )
 
 
 @dataclass(frozen=True, slots=True)
 class DevPlan:
     data_dir: Path
+    #: The internal CA and one certificate per process (``tools/pki.py``).
+    pki_dir: Path
     processes: tuple[ProcessSpec, ...]
     notes: tuple[str, ...]
     gateway_url: str
@@ -125,6 +157,7 @@ def _dial_host(bind_host: str) -> str:
 def dev_plan(env: Env) -> DevPlan:
     """The processes ``make dev`` runs, from the environment (raises ConfigError)."""
     data_dir = Path(env.string("MINEQUEST_DATA_DIR", ".data")).resolve()
+    pki_dir = data_dir / "pki"
     python = sys.executable
     processes: list[ProcessSpec] = []
     notes: list[str] = []
@@ -149,6 +182,7 @@ def dev_plan(env: Env) -> DevPlan:
                     f"{prefix}_GRPC_PORT": str(port),
                     f"{prefix}_METRICS_PORT": str(metrics),
                     **extra,
+                    **pki.identity_files(pki_dir, service.name).env(),
                 },
                 ports=tuple(claims),
                 ready=Ready(_dial_host(host), port),
@@ -158,22 +192,33 @@ def dev_plan(env: Env) -> DevPlan:
         addresses[f"{prefix}_SERVICE_ADDR"] = env.string(
             f"{prefix}_SERVICE_ADDR", f"{_dial_host(host)}:{port}"
         )
-    processes.append(_mining_worker(env, python, addresses))
+    processes.append(_mining_worker(env, python, addresses, pki_dir))
     host = env.string("GATEWAY_HOST", "127.0.0.1")
     port = env.integer("GATEWAY_PORT", 8080, minimum=1, maximum=65535)
+    metrics_host = env.string("GATEWAY_METRICS_HOST", "127.0.0.1")
+    metrics = env.integer("GATEWAY_METRICS_PORT", 9100, minimum=0, maximum=65535)
+    gateway_ports = [PortClaim("GATEWAY_PORT", host, port)]
+    if metrics:
+        gateway_ports.append(PortClaim("GATEWAY_METRICS_PORT", metrics_host, metrics))
     ready = Ready(_dial_host(host), port, "/api/health")
     processes.append(
         ProcessSpec(
             name="gateway",
             argv=(python, "-m", "gateway"),
-            env={"GATEWAY_HOST": host, "GATEWAY_PORT": str(port), **addresses},
-            ports=(PortClaim("GATEWAY_PORT", host, port),),
+            env={
+                "GATEWAY_HOST": host,
+                "GATEWAY_PORT": str(port),
+                **addresses,
+                **pki.identity_files(pki_dir, "gateway").env(),
+            },
+            ports=tuple(gateway_ports),
             ready=ready,
         )
     )
     grace = env.number("SHUTDOWN_GRACE_SECONDS", 10.0, minimum=0)
     return DevPlan(
         data_dir=data_dir,
+        pki_dir=pki_dir,
         processes=tuple(processes),
         notes=tuple(notes),
         gateway_url=f"http://{ready.host}:{ready.port}",
@@ -181,7 +226,7 @@ def dev_plan(env: Env) -> DevPlan:
     )
 
 
-def _mining_worker(env: Env, python: str, addresses: dict[str, str]) -> ProcessSpec:
+def _mining_worker(env: Env, python: str, addresses: dict[str, str], pki_dir: Path) -> ProcessSpec:
     """The click worker: it drains the stream and credits through the wallet.
     It has no gRPC port, so it counts as started at once."""
     host = env.string("MINING_GRPC_HOST", "127.0.0.1")
@@ -189,7 +234,11 @@ def _mining_worker(env: Env, python: str, addresses: dict[str, str]) -> ProcessS
     return ProcessSpec(
         name="mining-worker",
         argv=(python, "-m", "services.mining", "worker"),
-        env={**addresses, "MINING_WORKER_METRICS_PORT": str(metrics)},
+        env={
+            **addresses,
+            "MINING_WORKER_METRICS_PORT": str(metrics),
+            **pki.identity_files(pki_dir, "mining-worker").env(),
+        },
         ports=(PortClaim("MINING_WORKER_METRICS_PORT", host, metrics),) if metrics else (),
     )
 
@@ -267,6 +316,15 @@ def main() -> int:
     output = Output(sys.stdout, [spec.name for spec in plan.processes])
     for note in plan.notes:
         output.say(note)
+    try:
+        issued = pki.ensure(plan.pki_dir, [spec.name for spec in plan.processes])
+    except OSError as error:
+        print(f"dev: cannot write the certificates in {plan.pki_dir}: {error}", file=sys.stderr)
+        return 2
+    output.say(
+        f"internal gRPC: mutual TLS, one certificate per process in {plan.pki_dir} "
+        f"({'issued ' + ', '.join(issued) if issued else 'reused'})"
+    )
     # Until the event loop takes over, SIGTERM behaves like Ctrl-C, so the
     # stores that are already up are stopped on the way out.
     signal.signal(signal.SIGTERM, _interrupt)

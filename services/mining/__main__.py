@@ -22,11 +22,13 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from minequest.wallet.v1 import wallet_pb2_grpc
+from runtime.access import MINING_WORKER
 from runtime.config import Env, load_or_exit
-from runtime.grpc_client import insecure_channel
+from runtime.grpc_client import channel
 from runtime.grpc_server import serve
 from runtime.process import MetricsPortUnavailable, start_process
 from runtime.stores import mongo_client, redis_client
+from runtime.tls import require_identity
 from services.mining.inspection import inspect, render, replay_dead
 from services.mining.server import mining_lifespan
 from services.mining.settings import MiningSettings, WorkerSettings
@@ -52,10 +54,10 @@ async def run_worker(settings: WorkerSettings) -> int:
     assert settings.service.redis_url is not None
     redis = redis_client(settings.service.redis_url, socket_timeout=10.0)
     client = mongo_client(settings.service.mongodb_uri, app_name="minequest-mining-worker")
-    channel = insecure_channel(settings.wallet_service_addr)
+    wallet_channel = channel(settings.wallet_service_addr, "wallet", settings.service.tls)
     try:
         store = MiningStore(client, settings.service.mongodb_database)
-        worker = Worker(settings, redis, store, wallet_pb2_grpc.WalletServiceStub(channel))
+        worker = Worker(settings, redis, store, wallet_pb2_grpc.WalletServiceStub(wallet_channel))
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, worker.stopping.set)
@@ -67,7 +69,7 @@ async def run_worker(settings: WorkerSettings) -> int:
         log.info("worker stopped")
         return 0
     finally:
-        await channel.close()
+        await wallet_channel.close()
         await redis.aclose()
         await client.close()
         shutdown_tracing()
@@ -115,7 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     replay.add_argument("--count", type=int, default=None, help="at most this many (oldest first)")
     args = parser.parse_args(argv)
     if args.command == "worker":
-        return asyncio.run(run_worker(load_or_exit(WorkerSettings.from_env)))
+        worker = load_or_exit(WorkerSettings.from_env)
+        # The wallet lets only this identity (and quests) credit mining rewards.
+        load_or_exit(lambda: require_identity(worker.service.tls, MINING_WORKER))
+        return asyncio.run(run_worker(worker))
     if args.command == "inspect":
         inspecting = functools.partial(
             inspect_text, as_json=args.json, dead_letters=max(0, args.dead_letters)

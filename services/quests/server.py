@@ -12,7 +12,7 @@ import grpc
 from minequest.auth.v1 import auth_pb2_grpc
 from minequest.quests.v1 import quests_pb2, quests_pb2_grpc
 from minequest.wallet.v1 import wallet_pb2_grpc
-from runtime.grpc_client import insecure_channel
+from runtime.grpc_client import channel
 from runtime.grpc_server import Registrar
 from runtime.stores import mongo_client, redis_client
 from services.quests.credits import Credits
@@ -42,8 +42,8 @@ async def quests_parts(settings: QuestsSettings, clock: Clock = utcnow) -> Async
         raise ValueError("the quests service needs REDIS_URL")
     client = mongo_client(settings.service.mongodb_uri, app_name="minequest-quests")
     redis = redis_client(settings.service.redis_url)
-    auth_channel = insecure_channel(settings.auth_service_addr)
-    wallet_channel = insecure_channel(settings.wallet_service_addr)
+    auth_channel = channel(settings.auth_service_addr, "auth", settings.service.tls)
+    wallet_channel = channel(settings.wallet_service_addr, "wallet", settings.service.tls)
     try:
         store = QuestsStore(client, settings.service.mongodb_database)
         await store.ensure_indexes()

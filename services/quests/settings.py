@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from runtime.config import ConfigError, Env, ServiceSettings, default_service_addr
+from runtime.config import Env, ServiceSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,10 +34,8 @@ class QuestsSettings:
         env = env or Env()
         return cls(
             service=ServiceSettings.from_env("quests", env, needs_redis=True),
-            auth_service_addr=_address(env, "AUTH_SERVICE_ADDR", default_service_addr("auth")),
-            wallet_service_addr=_address(
-                env, "WALLET_SERVICE_ADDR", default_service_addr("wallet")
-            ),
+            auth_service_addr=env.service_addr("AUTH_SERVICE_ADDR", "auth"),
+            wallet_service_addr=env.service_addr("WALLET_SERVICE_ADDR", "wallet"),
             daily_reset_hour=env.integer("QUESTS_DAILY_RESET_HOUR", 0, minimum=0, maximum=23),
             leaderboard_cache_seconds=env.integer(
                 "QUESTS_LEADERBOARD_CACHE_SECONDS", 10, minimum=0, maximum=3600
@@ -52,12 +50,3 @@ class QuestsSettings:
                 "QUESTS_COMPLETE_MAX_ATTEMPTS", 8, minimum=1, maximum=100
             ),
         )
-
-
-def _address(env: Env, name: str, default: str) -> str:
-    """A ``host:port`` gRPC target, optionally ``dns:///host:port``."""
-    value = env.string(name, default)
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError(name, f"must be host:port, got {value!r}")
-    return value

@@ -1,13 +1,16 @@
-"""End-to-end fixtures: the real auth and wallet services and the gateway as
+"""End-to-end fixtures: every service, the click worker and the gateway as
 child processes.
 
-Each :class:`Stack` runs ``python -m services.auth``, ``python -m
-services.wallet`` and ``python -m gateway`` on free ports against the
-session's Redis and MongoDB-wire servers (see ``tests/conftest.py``), with
-its own databases and a freshly generated JWT key, and delivers OTP mail to
-a real SMTP server (aiosmtpd) that the tests read. A stack is ready when
-``GET /api/health`` answers 200; it is stopped with SIGTERM and must exit
-cleanly.
+Each :class:`Stack` runs ``python -m services.auth``, ``services.wallet``,
+``services.mining`` (and its worker), ``services.quests`` and ``python -m
+gateway`` on free ports against the session's Redis and MongoDB-wire servers
+(see ``tests/conftest.py``), with its own databases, a freshly generated JWT
+key and its own internal PKI (``tools/pki.py``): every child gets its own
+certificate, so the suite runs with mutual TLS and the access tables as
+shipped. OTP mail goes to a real SMTP server (aiosmtpd) that the tests read.
+A stack is ready when ``GET /api/health`` answers 200; it is stopped with
+SIGTERM and must exit cleanly. Tests that call a service directly dial it
+with :meth:`Stack.channel` as one of the identities.
 """
 
 from __future__ import annotations
@@ -23,12 +26,16 @@ from collections.abc import Generator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import grpc
 import httpx
 import pytest
 
+from runtime.config import Env
 from runtime.embedded import free_port
+from runtime.tls import channel_credentials, load_tls, target_options
 from services.auth.keys import load_signing_key
 from tests.mail import Mailbox, smtp_server
+from tools import pki
 
 ROOT = Path(__file__).resolve().parents[2]
 #: The deposit provider's webhook secret in every stack (tests sign with it).
@@ -77,8 +84,19 @@ class Child:
         return self.process.returncode
 
 
+def identity_of(args: list[str]) -> str:
+    """The certificate a child runs with: ``services.mining worker`` is the
+    ``mining-worker``, ``services.<name>`` is ``<name>``, ``gateway`` the gateway."""
+    if args[:2] == ["services.mining", "worker"]:
+        return "mining-worker"
+    return args[0].removeprefix("services.")
+
+
 class Stack:
-    """The auth and wallet services and the gateway in front of them."""
+    """Every service, the click worker and the gateway in front of them.
+
+    ``tls=False`` runs internal gRPC in plaintext (to measure what mTLS costs).
+    """
 
     def __init__(
         self,
@@ -88,13 +106,19 @@ class Stack:
         smtp_port: int,
         work_dir: Path,
         overrides: dict[str, str] | None = None,
+        tls: bool = True,
     ) -> None:
         self.work_dir = work_dir
         self.key_file = work_dir / "jwt-private.pem"
+        self.pki_dir = work_dir / "pki" if tls else None
+        if self.pki_dir is not None:
+            pki.ensure(self.pki_dir)
         grpc_port, http_port, self.wallet_port = free_port(), free_port(), free_port()
         self.mining_port = free_port()
         self.quests_port = free_port()
         self.base_url = f"http://127.0.0.1:{http_port}"
+        #: The gateway's Prometheus endpoint: an internal port, not the public one.
+        self.metrics_port = free_port()
         inherited = {k: v for k, v in os.environ.items() if k != "OTEL_EXPORTER_OTLP_ENDPOINT"}
         env = {
             **inherited,
@@ -109,6 +133,8 @@ class Stack:
             "SMTP_HOST": "127.0.0.1",
             "SMTP_PORT": str(smtp_port),
             "SMTP_FROM": "no-reply@minequest.test",
+            # The test SMTP server offers no STARTTLS.
+            "SMTP_SECURITY": "none",
             "ENABLE_DEV_OTP_FALLBACK": "false",
             "GATEWAY_HOST": "127.0.0.1",
             "GATEWAY_PORT": str(http_port),
@@ -123,6 +149,7 @@ class Stack:
             "MINING_GRPC_PORT": str(self.mining_port),
             "MINING_METRICS_PORT": "0",
             "MINING_WORKER_METRICS_PORT": "0",
+            "GATEWAY_METRICS_PORT": str(self.metrics_port),
             "MINING_MONGODB_DATABASE": f"e2e_mining_{uuid.uuid4().hex[:10]}",
             "MINING_SERVICE_ADDR": f"127.0.0.1:{self.mining_port}",
             "MINING_WORKER_BLOCK_MS": "100",
@@ -134,20 +161,49 @@ class Stack:
             "LOG_LEVEL": "INFO",
             **(overrides or {}),
         }
+        #: What every child shares (and commands such as ``reconcile`` run with);
+        #: each child adds its own certificate (:meth:`env_for`).
         self.env = env
         self.children = [
-            Child("auth", ["services.auth"], env, work_dir),
-            Child("wallet", ["services.wallet"], env, work_dir),
-            Child("mining", ["services.mining"], env, work_dir),
-            Child("mining-worker", ["services.mining", "worker"], env, work_dir),
-            Child("quests", ["services.quests"], env, work_dir),
-            Child("gateway", ["gateway"], env, work_dir),
+            self._start(name, args)
+            for name, args in (
+                ("auth", ["services.auth"]),
+                ("wallet", ["services.wallet"]),
+                ("mining", ["services.mining"]),
+                ("mining-worker", ["services.mining", "worker"]),
+                ("quests", ["services.quests"]),
+                ("gateway", ["gateway"]),
+            )
         ]
         try:
             self._wait_ready()
         except BaseException:
             self.stop(check=False)
             raise
+
+    def env_for(self, identity: str) -> dict[str, str]:
+        """The environment of a process running as ``identity`` (its ``GRPC_TLS_*``)."""
+        if self.pki_dir is None:
+            return dict(self.env)
+        return self.env | pki.identity_files(self.pki_dir, identity).env()
+
+    def _start(self, name: str, args: list[str]) -> Child:
+        return Child(name, args, self.env_for(identity_of(args)), self.work_dir)
+
+    def channel(self, service: str, *, identity: str) -> grpc.Channel:
+        """A (blocking) channel to one service, calling as ``identity``; the
+        service's access table decides what it may call."""
+        ports = {
+            "wallet": self.wallet_port,
+            "mining": self.mining_port,
+            "quests": self.quests_port,
+            "auth": int(self.env["AUTH_GRPC_PORT"]),
+        }
+        target = f"127.0.0.1:{ports[service]}"
+        tls = load_tls(Env(self.env_for(identity)))
+        if tls is None:
+            return grpc.insecure_channel(target)
+        return grpc.secure_channel(target, channel_credentials(tls), target_options(service))
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
@@ -193,12 +249,12 @@ class Stack:
         the same arguments, wait until the stack is ready."""
         old = self.child(name)
         old.stop()
-        self.children[self.children.index(old)] = Child(name, old.args, self.env, self.work_dir)
+        self.children[self.children.index(old)] = self._start(name, old.args)
         self._wait_ready()
 
     def spawn(self, name: str, args: list[str]) -> Child:
         """Start one more child (a second worker, say); stopped with the stack."""
-        child = Child(name, args, self.env, self.work_dir)
+        child = self._start(name, args)
         self.children.insert(-1, child)  # before the gateway, which stops first
         return child
 

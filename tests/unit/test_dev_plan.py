@@ -17,7 +17,8 @@ from eth_utils.address import is_checksum_address
 
 from runtime.config import ConfigError, Env
 from runtime.embedded import free_port
-from tools import dev, supervisor
+from runtime.tls import load_tls
+from tools import dev, pki, supervisor
 from tools.dev import PortUnavailableError, banner, check_ports, dev_plan
 from tools.supervisor import PortClaim, ProcessSpec, describe_exit
 
@@ -71,6 +72,7 @@ def test_default_plan_runs_the_services_then_gateway_with_the_dev_settings(
         PortClaim("WALLET_METRICS_PORT", "127.0.0.1", 9103),
     )
     assert wallet.ready == supervisor.Ready("127.0.0.1", 50053)
+    assert wallet.env["AUTH_SERVICE_ADDR"] == "127.0.0.1:50051"  # whose wallet a withdrawal is
     assert gateway.env["AUTH_SERVICE_ADDR"] == "127.0.0.1:50051"
     assert gateway.env["WALLET_SERVICE_ADDR"] == "127.0.0.1:50053"
     quests = named["quests"]
@@ -89,13 +91,28 @@ def test_default_plan_runs_the_services_then_gateway_with_the_dev_settings(
     assert worker.ready is None
     assert worker.env["WALLET_SERVICE_ADDR"] == "127.0.0.1:50053"
     assert worker.ports == (PortClaim("MINING_WORKER_METRICS_PORT", "127.0.0.1", 9105),)
-    assert gateway.ports == (PortClaim("GATEWAY_PORT", "127.0.0.1", 8080),)
+    # the gateway's metrics are on an internal port of their own
+    assert gateway.ports == (
+        PortClaim("GATEWAY_PORT", "127.0.0.1", 8080),
+        PortClaim("GATEWAY_METRICS_PORT", "127.0.0.1", 9100),
+    )
     assert gateway.ready == supervisor.Ready("127.0.0.1", 8080, "/api/health")
     assert result.gateway_url == "http://127.0.0.1:8080"
     assert result.data_dir == tmp_path
     assert result.stop_timeout == 15.0
     [note] = result.notes
     assert note.startswith("WARNING: dev OTP fallback is ON (SMTP_HOST is unset)")
+
+
+def test_every_process_gets_its_own_certificate(tmp_path: Path) -> None:
+    result = plan(MINEQUEST_DATA_DIR=str(tmp_path))
+    assert result.pki_dir == tmp_path / "pki"
+    for spec in result.processes:
+        folder = tmp_path / "pki" / spec.name
+        assert spec.env["GRPC_TLS_CA_FILE"] == str(folder / "ca.pem"), spec.name
+        assert spec.env["GRPC_TLS_CERT_FILE"] == str(folder / "cert.pem"), spec.name
+        assert spec.env["GRPC_TLS_KEY_FILE"] == str(folder / "key.pem"), spec.name
+    assert {spec.name for spec in result.processes} == set(pki.IDENTITIES)
 
 
 def test_data_dir_defaults_to_dot_data_in_the_working_folder() -> None:
@@ -123,10 +140,30 @@ def test_the_users_own_settings_win() -> None:
     assert result.notes == ()
 
 
-def test_fallback_forced_on_with_smtp_still_warns() -> None:
-    result = plan(SMTP_HOST="smtp.example.com", ENABLE_DEV_OTP_FALLBACK="true")
-    [note] = result.notes
+def test_fallback_forced_on_without_smtp_warns() -> None:
+    [note] = plan(ENABLE_DEV_OTP_FALLBACK="true").notes
     assert "(ENABLE_DEV_OTP_FALLBACK=true)" in note
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [
+        {"SMTP_HOST": "smtp.example.com", "ENABLE_DEV_OTP_FALLBACK": "true"},
+        {"MINEQUEST_ENV": "production", "ENABLE_DEV_OTP_FALLBACK": "true"},
+    ],
+)
+def test_fallback_forced_on_with_smtp_or_in_production_is_refused(
+    environ: dict[str, str],
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        plan(**environ)
+    assert caught.value.variable == "ENABLE_DEV_OTP_FALLBACK"
+
+
+def test_production_leaves_the_fallback_off_without_smtp() -> None:
+    result = plan(MINEQUEST_ENV="production")
+    assert by_name(result)["auth"].env["ENABLE_DEV_OTP_FALLBACK"] == "false"
+    assert result.notes == ()
 
 
 def test_ports_and_hosts_follow_the_environment() -> None:
@@ -158,6 +195,7 @@ def test_ports_and_hosts_follow_the_environment() -> None:
         ("ENABLE_DEV_OTP_FALLBACK", "maybe"),
         ("AUTH_JWT_GENERATE_KEY", "sure"),
         ("SHUTDOWN_GRACE_SECONDS", "soon"),
+        ("MINEQUEST_ENV", "staging"),
     ],
 )
 def test_a_bad_value_names_its_variable(variable: str, value: str) -> None:
@@ -249,6 +287,35 @@ def test_main_refuses_a_taken_port_before_starting_anything(
         f"dev: port {listener} (GATEWAY_PORT) on 127.0.0.1 is already in use; "
         f"stop what holds it or set GATEWAY_PORT to a free port\n"
     )
+
+
+class StoresStarted(Exception):
+    """Raised where make dev would start the embedded stores."""
+
+
+def test_main_writes_every_certificate_before_the_stores_start(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    for claim in (claim for spec in plan().processes for claim in spec.ports):
+        monkeypatch.setenv(claim.variable, str(free_port()))
+    monkeypatch.setenv("MINEQUEST_DATA_DIR", str(tmp_path))
+
+    def stores(*args: object) -> None:
+        raise StoresStarted
+
+    monkeypatch.setattr(dev, "embedded_stores", stores)
+    with pytest.raises(StoresStarted):
+        dev.main()
+    assert f"internal gRPC: mutual TLS, one certificate per process in {tmp_path / 'pki'}" in (
+        capsys.readouterr().out
+    )
+    for spec in plan(MINEQUEST_DATA_DIR=str(tmp_path)).processes:
+        tls = load_tls(Env(dict(spec.env)))
+        assert tls is not None
+        assert tls.identity == spec.name
+    with pytest.raises(StoresStarted):
+        dev.main()  # a second start reuses them
+    assert "(reused)" in capsys.readouterr().out
 
 
 def test_main_refuses_bad_configuration_with_one_line(
