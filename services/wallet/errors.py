@@ -10,20 +10,25 @@ DomainError
 │   ├── InvalidAddress         invalid_address
 │   ├── InvalidCredit          invalid_credit | reserved_source
 │   ├── InvalidDeposit         invalid_deposit
-│   ├── InvalidWithdrawal      invalid_withdrawal | idempotency_key_required
-│   └── InvalidPageToken       invalid_page_token (runtime.pages)
+│   ├── InvalidWithdrawal      invalid_withdrawal
+│   ├── InvalidPageToken       invalid_page_token (runtime.pages)
+│   ├── IdempotencyKeyRequired  idempotency_key_required (runtime.idempotency)
+│   └── InvalidIdempotencyKey   invalid_idempotency_key (runtime.idempotency)
 ├── NotFound
 │   └── WithdrawalNotFound     withdrawal_not_found
 ├── AlreadyExists
 │   └── IdempotencyKeyReused   idempotency_key_reused
 ├── FailedPrecondition
 │   ├── InsufficientFunds      insufficient_funds
-│   └── WithdrawalNotPending   withdrawal_not_pending
+│   ├── WithdrawalNotPending   withdrawal_not_pending
+│   └── WalletNotVerified      wallet_not_verified (a withdrawal to the account's
+│                              own, unproved wallet)
 ├── ResourceExhausted
 │   └── DailyLimitExceeded     daily_limit_exceeded (retry_after: until 00:00 UTC)
 ├── Unavailable
-│   └── LedgerBusy             ledger_busy (retry_after: 1; write conflicts outlasted
-│                              the transaction time limit, e.g. behind a crashed writer)
+│   ├── LedgerBusy             ledger_busy (retry_after: 1; write conflicts outlasted
+│   │                          the transaction time limit, e.g. behind a crashed writer)
+│   └── OwnerCheckUnavailable  owner_check_unavailable (the auth service did not answer)
 └── LedgerInvariantBroken      ledger_invariant_broken (INTERNAL: held funds missing)
 """
 
@@ -86,6 +91,14 @@ class InsufficientFunds(FailedPrecondition):
 
 class WithdrawalNotPending(FailedPrecondition):
     reason = "withdrawal_not_pending"
+
+
+class WalletNotVerified(FailedPrecondition):
+    reason = "wallet_not_verified"
+
+
+class OwnerCheckUnavailable(Unavailable):
+    reason = "owner_check_unavailable"
 
 
 class DailyLimitExceeded(ResourceExhausted):

@@ -14,12 +14,14 @@ from grpc.aio import ServicerContext
 
 from minequest.wallet.v1 import wallet_pb2, wallet_pb2_grpc
 from runtime.errors import InvalidArgument, required
+from runtime.idempotency import check_key
 from runtime.timestamps import to_timestamp
 from services.wallet import chains, credits, deposits, withdrawals
 from services.wallet.errors import InvalidWithdrawal, WithdrawalNotFound
 from services.wallet.ledger import KeyedLock, Kind, account_id
 from services.wallet.metrics import PendingGauge
 from services.wallet.money import Currency, currency_of, read_money, to_money
+from services.wallet.owners import WalletOwners
 from services.wallet.pages import millis
 from services.wallet.settings import WalletSettings
 from services.wallet.store import WalletStore
@@ -56,11 +58,13 @@ class WalletService(wallet_pb2_grpc.WalletServiceServicer):
         self,
         settings: WalletSettings,
         store: WalletStore,
+        owners: WalletOwners,
         gauge: PendingGauge | None = None,
         clock: Clock = utcnow,
     ) -> None:
         self.settings = settings
         self.store = store
+        self.owners = owners
         self.gauge = gauge
         self.now = clock
         self.currencies = settings.currencies
@@ -220,7 +224,7 @@ class WalletService(wallet_pb2_grpc.WalletServiceServicer):
         self, request: wallet_pb2.CreateWithdrawalRequest, context: Context
     ) -> wallet_pb2.CreateWithdrawalResponse:
         user_id = required(request.user_id, "user_id")
-        key = withdrawals.check_key(request.idempotency_key)
+        key = check_key(request.idempotency_key, "idempotency_key")
         currency, units = read_money(request.amount, self.currencies, "amount")
         limits = self.settings.withdrawal_limits.get(currency.code)
         allowed = self.settings.withdrawal_chains.get(currency.code, frozenset())
@@ -234,6 +238,7 @@ class WalletService(wallet_pb2_grpc.WalletServiceServicer):
             )
         address = chains.normalize_address(chain, request.address)
         withdrawals.check_amount(units, currency, limits)
+        await self.owners.check_destination(user_id, chain, address)
         async with self.holds.hold(account_id(user_id, currency.code)):
             doc, created = await withdrawals.create(
                 self.store,

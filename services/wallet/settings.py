@@ -55,6 +55,8 @@ class WalletSettings:
     withdrawal_limits: Mapping[str, WithdrawalLimits]
     credit_max_batch: int
     metrics_refresh_seconds: float
+    #: Where the auth service answers whose wallet an address is (withdrawals).
+    auth_service_addr: str
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> WalletSettings:
@@ -82,6 +84,7 @@ class WalletSettings:
             metrics_refresh_seconds=env.number(
                 "WALLET_METRICS_REFRESH_SECONDS", 15.0, minimum=0.1, maximum=3600
             ),
+            auth_service_addr=env.service_addr("AUTH_SERVICE_ADDR", "auth"),
         )
 
     def deposit_chains(self, currency: str) -> frozenset[str]:

@@ -32,7 +32,6 @@ from services.wallet.errors import (
     DailyLimitExceeded,
     IdempotencyKeyReused,
     InvalidAmount,
-    InvalidWithdrawal,
     LedgerBusy,
     WithdrawalNotFound,
     WithdrawalNotPending,
@@ -46,7 +45,6 @@ from services.wallet.store import WalletStore
 log = logging.getLogger(__name__)
 
 Doc = dict[str, Any]
-MAX_KEY_LENGTH = 255
 
 
 class State(enum.StrEnum):
@@ -92,19 +90,6 @@ def check_amount(units: int, currency: Currency, limits: WithdrawalLimits) -> No
             reason="amount_above_maximum",
             field="amount",
         )
-
-
-def check_key(key: str) -> str:
-    key = key.strip()
-    if not key:
-        raise InvalidWithdrawal(
-            "an Idempotency-Key is required",
-            reason="idempotency_key_required",
-            field="idempotencyKey",
-        )
-    if len(key) > MAX_KEY_LENGTH:
-        raise InvalidWithdrawal("the Idempotency-Key is too long", field="idempotencyKey")
-    return key
 
 
 def day_of(moment: datetime) -> str:

@@ -4,6 +4,8 @@ MongoDB-wire servers come from the session fixtures in tests/conftest.py."""
 
 from __future__ import annotations
 
+import dataclasses
+import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -13,10 +15,12 @@ from typing import Any
 
 import grpc
 import pytest
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from runtime.config import Env
 from runtime.errors import RpcErrorInfo, decode_rpc_error
 from runtime.grpc_server import Registrar, create_server
+from runtime.tls import TlsSettings, load_tls
 from services.auth.server import auth_lifespan
 from services.auth.service import Clock, utcnow
 from services.auth.settings import AuthSettings
@@ -28,6 +32,7 @@ from services.quests.settings import QuestsSettings
 from services.wallet.server import wallet_lifespan
 from services.wallet.settings import WalletSettings
 from tests.mail import Mailbox, smtp_server
+from tools import pki
 
 
 async def refused(call: Any) -> RpcErrorInfo:
@@ -62,7 +67,8 @@ def _smtp_server() -> Iterator[SmtpServer]:
 def auth_settings(
     tmp_path: Path, mongodb_uri: str, database: str, smtp_port: int, **extra: str
 ) -> AuthSettings:
-    """Auth settings on the test's database, mailing a local SMTP server."""
+    """Auth settings on the test's database, mailing a local SMTP server (the
+    plaintext test server: ``SMTP_SECURITY=none`` unless ``extra`` says otherwise)."""
     env = {
         "MONGODB_URI": mongodb_uri,
         "AUTH_MONGODB_DATABASE": database,
@@ -71,6 +77,7 @@ def auth_settings(
         "SMTP_HOST": "127.0.0.1",
         "SMTP_PORT": str(smtp_port),
         "SMTP_FROM": "no-reply@minequest.test",
+        "SMTP_SECURITY": "none",
         **extra,
     }
     return AuthSettings.from_env(Env(env))
@@ -122,20 +129,81 @@ def wallet_settings(mongodb_uri: str, database: str, **extra: str) -> WalletSett
     return WalletSettings.from_env(Env(env))
 
 
-def wallet_channel(settings: WalletSettings) -> AbstractAsyncContextManager[grpc.aio.Channel]:
-    """The real wallet service on a free port, and a channel to it."""
-    return served_channel(wallet_lifespan(settings))
+@asynccontextmanager
+async def wallet_channel(settings: WalletSettings) -> AsyncIterator[grpc.aio.Channel]:
+    """The real wallet service on a free port, and a channel to it; beside it a
+    real auth service, which the wallet asks whose wallet a withdrawal goes to."""
+    service = settings.service
+    async with companion_auth(service.mongodb_uri, service.mongodb_database) as auth_addr:
+        wired = dataclasses.replace(settings, auth_service_addr=auth_addr)
+        async with served_channel(wallet_lifespan(wired)) as channel:
+            yield channel
 
 
 @asynccontextmanager
-async def served_address(lifespan: AbstractAsyncContextManager[Registrar]) -> AsyncIterator[str]:
-    """A real service (its lifespan's registrar) on a free port, and its address."""
+async def served_address(
+    lifespan: AbstractAsyncContextManager[Registrar],
+    tls: TlsSettings | None = None,
+    *,
+    reflection: bool = False,
+) -> AsyncIterator[str]:
+    """A real service (its lifespan's registrar) on a free port, and its address;
+    with ``tls``, mutual TLS and the access tables."""
     async with lifespan as register:
-        running = await create_server(register, port=0)
+        running = await create_server(register, port=0, tls=tls, reflection_on=reflection)
         try:
             yield f"127.0.0.1:{running.port}"
         finally:
             await running.stop(1)
+
+
+@asynccontextmanager
+async def companion_auth(mongodb_uri: str, database: str, **extra: str) -> AsyncIterator[str]:
+    """A real auth service beside a service under test (the wallet asks it whose
+    wallet a withdrawal goes to), on ``<database>_auth``; its address. ``extra``
+    may carry a ``GRPC_TLS_*`` identity (then it serves mutual TLS)."""
+    with tempfile.TemporaryDirectory() as keys:
+        settings = AuthSettings.from_env(
+            Env(
+                {
+                    "MONGODB_URI": mongodb_uri,
+                    "AUTH_MONGODB_DATABASE": f"{database}_auth",
+                    "AUTH_JWT_PRIVATE_KEY_FILE": str(Path(keys) / "jwt.pem"),
+                    "AUTH_JWT_GENERATE_KEY": "true",
+                    **extra,
+                }
+            )
+        )
+        async with served_address(auth_lifespan(settings), settings.service.tls) as address:
+            yield address
+
+
+@pytest.fixture(scope="session")
+def pki_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An internal CA and a certificate for every identity (tools/pki.py)."""
+    directory = tmp_path_factory.mktemp("pki")
+    pki.ensure(directory)
+    return directory
+
+
+async def reflected(target: grpc.aio.Channel) -> set[str]:
+    """The services a server lists through gRPC server reflection."""
+    stub = reflection_pb2_grpc.ServerReflectionStub(target)
+
+    async def ask() -> AsyncIterator[reflection_pb2.ServerReflectionRequest]:
+        yield reflection_pb2.ServerReflectionRequest(list_services="")
+
+    names: set[str] = set()
+    async for reply in stub.ServerReflectionInfo(ask(), timeout=5):
+        names |= {service.name for service in reply.list_services_response.service}
+    return names
+
+
+def tls_of(directory: Path, name: str) -> TlsSettings:
+    """The mutual-TLS settings of ``name``'s certificate in ``directory``."""
+    tls = load_tls(Env(pki.identity_files(directory, name).env()))
+    assert tls is not None
+    return tls
 
 
 def quests_settings(
