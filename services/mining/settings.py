@@ -20,7 +20,7 @@ import socket
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from runtime.config import ConfigError, Env, ServiceSettings, default_service_addr
+from runtime.config import ConfigError, Env, ServiceSettings
 
 #: Names every process of the pipeline agrees on.
 STREAM = "mining-clicks"
@@ -131,6 +131,8 @@ class WorkerSettings:
     metrics_port: int | None
     consumer: str
     grpc_timeout_seconds: float
+    #: The dead-letter stream keeps about this many newest entries (XADD MAXLEN ~).
+    dead_letter_max: int = 100_000
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> WorkerSettings:
@@ -140,7 +142,7 @@ class WorkerSettings:
         return cls(
             service=service,
             reward=reward_from_env(env),
-            wallet_service_addr=env.string("WALLET_SERVICE_ADDR", default_service_addr("wallet")),
+            wallet_service_addr=env.service_addr("WALLET_SERVICE_ADDR", "wallet"),
             concurrency=env.integer("MINING_WORKER_CONCURRENCY", 2, minimum=1, maximum=64),
             batch_size=env.integer("MINING_WORKER_BATCH_SIZE", 500, minimum=1, maximum=1000),
             block_ms=env.integer("MINING_WORKER_BLOCK_MS", 1000, minimum=1, maximum=60_000),
@@ -154,4 +156,7 @@ class WorkerSettings:
             metrics_port=metrics or None,
             consumer=env.string("MINING_WORKER_NAME", f"{socket.gethostname()}-{os.getpid()}"),
             grpc_timeout_seconds=env.number("GRPC_TIMEOUT_SECONDS", 5.0, minimum=0.01),
+            dead_letter_max=env.integer(
+                "MINING_DEAD_LETTER_MAX", 100_000, minimum=100, maximum=100_000_000
+            ),
         )

@@ -360,7 +360,9 @@ class Worker:
                 "attempts": attempts,
                 "failed_at": int(time.time() * 1000),
             }
-            pipe.xadd(DEAD_LETTERS, letter)
+            # Bounded: a poison flood must not grow Redis without end (approximate
+            # trimming is O(1) per call; `inspect` and alerts see the count).
+            pipe.xadd(DEAD_LETTERS, letter, maxlen=self.settings.dead_letter_max, approximate=True)
             if fields.get("u") and fields.get("k"):
                 key = status_key(fields["u"], fields["k"])
                 pipe.hset(key, mapping={"s": "f", "e": code})
