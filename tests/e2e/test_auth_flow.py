@@ -16,6 +16,9 @@ import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
+from eth_account import Account
+from eth_account.messages import encode_defunct
+from eth_account.signers.local import LocalAccount
 from eth_hash.auto import keccak
 
 from tests.e2e.conftest import ROOT, Stack
@@ -100,36 +103,62 @@ def login(client: httpx.Client, mailbox: Mailbox) -> Session:
     return Session(user, email, tokens["accessToken"], tokens["refreshToken"])
 
 
-def make_admin(stack: Stack, mailbox: Mailbox) -> Session:
-    """An admin made the only way there is: ``python -m services.auth create-admin``."""
-    email, wallet = new_email(), new_wallet()
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "services.auth",
-            "create-admin",
-            "--wallet",
-            wallet,
-            "--email",
-            email,
-        ],
+def prove_wallet(client: httpx.Client, session: Session, account: LocalAccount) -> dict[str, Any]:
+    """Sign-In with Ethereum through the gateway: sign the issued message with
+    the wallet's key (personal_sign), hand it back; the profile after."""
+    issued = client.post("/api/auth/wallet/challenge", headers=session.auth)
+    assert issued.status_code == 200, issued.text
+    message = issued.json()["message"]
+    signature = account.sign_message(encode_defunct(text=message)).signature.hex()
+    proved = client.post(
+        "/api/auth/wallet/verify",
+        json={"message": message, "signature": "0x" + signature.removeprefix("0x")},
+        headers=session.auth,
+    )
+    assert proved.status_code == 200, proved.text
+    user: dict[str, Any] = proved.json()["user"]
+    return user
+
+
+def login_with_wallet(client: httpx.Client, mailbox: Mailbox) -> tuple[Session, LocalAccount]:
+    """A new user whose wallet key the test holds (for Sign-In with Ethereum)."""
+    account = Account.create()
+    email = new_email()
+    user = register(client, email, account.address)
+    challenge = request_code(client, email)
+    response = client.post(
+        "/api/auth/otp/verify", json={"challengeId": challenge, "code": mailbox.code_for(email)}
+    )
+    assert response.status_code == 200, response.text
+    tokens = response.json()["tokens"]
+    return Session(user, email, tokens["accessToken"], tokens["refreshToken"]), account
+
+
+def create_admin(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "services.auth", "create-admin", *args],
+        check=False,
         cwd=ROOT,
         env=stack.env,
-        check=True,
         capture_output=True,
+        text=True,
         timeout=60,
     )
+
+
+def make_admin(stack: Stack, mailbox: Mailbox) -> Session:
+    """An admin made the only way there is: a registered user proves the wallet
+    (Sign-In with Ethereum), then ``python -m services.auth create-admin``."""
     with stack.client() as client:
-        challenge = request_code(client, email)
-        response = client.post(
-            "/api/auth/otp/verify", json={"challengeId": challenge, "code": mailbox.code_for(email)}
-        )
+        session, account = login_with_wallet(client, mailbox)
+        prove_wallet(client, session, account)
+        promoted = create_admin(stack, "--email", session.email, "--wallet", account.address)
+        assert promoted.returncode == 0, promoted.stderr
+        # the role is in the access token: rotate to get one that says admin
+        response = client.post("/api/auth/refresh", json={"refreshToken": session.refresh_token})
         assert response.status_code == 200, response.text
         tokens = response.json()["tokens"]
-        return Session(
-            response.json()["user"], email, tokens["accessToken"], tokens["refreshToken"]
-        )
+        return Session(session.user, session.email, tokens["accessToken"], tokens["refreshToken"])
 
 
 def test_register_login_refresh_and_reuse(
@@ -243,9 +272,32 @@ def test_taken_wallet_is_conflict(client: httpx.Client) -> None:
     problem(response, 409, "wallet_taken")
 
 
-def test_unknown_account_cannot_request_a_code(client: httpx.Client) -> None:
-    response = client.post("/api/auth/otp/request", json={"email": new_email()})
-    problem(response, 404, "account_not_found")
+def test_an_unknown_email_is_answered_like_a_known_one(
+    client: httpx.Client, mailbox: Mailbox
+) -> None:
+    """OTP requests do not tell who has an account: same status, same fields,
+    the same cooldown; the unknown one's challenge can never verify."""
+    known = new_email()
+    register(client, known)
+    answers = {
+        email: client.post("/api/auth/otp/request", json={"email": email})
+        for email in (known, new_email())
+    }
+    shapes = {
+        (answer.status_code, tuple(sorted(answer.json())), answer.json()["resendAfterSeconds"])
+        for answer in answers.values()
+    }
+    assert len(shapes) == 1, shapes
+    assert next(iter(shapes))[0] == 200
+    again = [client.post("/api/auth/otp/request", json={"email": email}) for email in answers]
+    assert [answer.status_code for answer in again] == [429, 429]
+    unknown = next(email for email in answers if email != known)
+    response = client.post(
+        "/api/auth/otp/verify",
+        json={"challengeId": answers[unknown].json()["challengeId"], "code": "123456"},
+    )
+    problem(response, 401, "invalid_code")
+    mailbox.code_for(known)  # the known one got its mail
 
 
 def test_resend_cooldown_says_when(client: httpx.Client, mailbox: Mailbox) -> None:
@@ -257,22 +309,33 @@ def test_resend_cooldown_says_when(client: httpx.Client, mailbox: Mailbox) -> No
     assert int(response.headers["retry-after"]) > 0
 
 
-def test_wrong_code_six_times(client: httpx.Client, mailbox: Mailbox) -> None:
+def test_wrong_codes_lock_short_codes_but_never_the_mails_key(
+    client: httpx.Client, mailbox: Mailbox
+) -> None:
+    """Guessing is bounded per account, across challenges; the owner still gets
+    in with the login key from the mail while short codes are locked."""
     email = new_email()
     register(client, email)
     challenge = request_code(client, email)
-    code = mailbox.code_for(email)
+    mail = mailbox.wait_for(email)
+    code = mailbox.code_in(mail)
     wrong = f"{(int(code) + 1) % 1_000_000:06d}"
-    for _ in range(5):
-        response = client.post(
-            "/api/auth/otp/verify", json={"challengeId": challenge, "code": wrong}
-        )
-        problem(response, 401, "invalid_code")
-    response = client.post("/api/auth/otp/verify", json={"challengeId": challenge, "code": wrong})
-    problem(response, 429, "too_many_attempts")
-    response = client.post("/api/auth/otp/verify", json={"challengeId": challenge, "code": code})
-    assert 400 <= response.status_code < 500, response.text
-    assert response.headers["content-type"] == PROBLEM
+
+    def verify(secret: str) -> httpx.Response:
+        return client.post("/api/auth/otp/verify", json={"challengeId": challenge, "code": secret})
+
+    # three wrong codes are free; the fourth locks short codes for 30 s
+    answers = [verify(wrong) for _ in range(5)]
+    for answer in answers[:4]:
+        problem(answer, 401, "invalid_code")
+    locked = problem(answers[4], 429, "otp_locked")
+    assert 0 < int(answers[4].headers["retry-after"]) <= 30
+    assert "key" in locked["detail"]
+    # while locked, even the right short code is not checked
+    problem(verify(code), 429, "otp_locked")
+    entered = verify(Mailbox.key_in(mail))
+    assert entered.status_code == 200, entered.text
+    assert entered.json()["user"]["email"] == email
 
 
 def test_expired_code(short_otp_stack: Stack, mailbox: Mailbox) -> None:
@@ -378,8 +441,13 @@ def test_jwks_is_public_and_cacheable(client: httpx.Client, mailbox: Mailbox) ->
     assert keys[0]["kty"] == "OKP"
 
 
-def test_health_metrics_and_openapi(client: httpx.Client) -> None:
-    health = client.get("/api/health")
+def test_health_metrics_and_openapi(stack: Stack, client: httpx.Client, mailbox: Mailbox) -> None:
+    anonymous = client.get("/api/health")
+    assert anonymous.status_code == 200, anonymous.text
+    assert anonymous.json() == {"status": "ok"}  # no version, memory or topology for strangers
+    user = client.get("/api/health", headers=login(client, mailbox).auth)
+    assert user.json() == {"status": "ok"}
+    health = client.get("/api/health", headers=make_admin(stack, mailbox).auth)
     assert health.status_code == 200, health.text
     body = health.json()
     assert body["status"] == "ok"
@@ -392,7 +460,8 @@ def test_health_metrics_and_openapi(client: httpx.Client) -> None:
     assert body["components"]["mongodb"]["status"] == "ok"
     assert body["uptimeSeconds"] > 0
 
-    metrics = client.get("/metrics")
+    problem(client.get("/metrics"), 404, "not_found")  # not on the public port
+    metrics = httpx.get(f"http://127.0.0.1:{stack.metrics_port}/metrics", timeout=5)
     assert metrics.status_code == 200
     assert "http_requests_total" in metrics.text
     assert 'route="/api/health"' in metrics.text

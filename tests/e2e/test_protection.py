@@ -34,6 +34,7 @@ def guarded(
         "guarded",
         {
             "PROFILE_RATE_LIMIT_USER_RATE": "5",
+            "TOKEN_RATE_LIMIT_IP_RATE": "5",
             "IDEMPOTENCY_LEASE_SECONDS": "8",
             "GRPC_TIMEOUT_SECONDS": "30",
         },
@@ -65,6 +66,51 @@ def test_register_is_limited_per_ip_with_headers(client: httpx.Client) -> None:
     body = problem(answers[5], 429, "rate_limited")
     assert "register" in body["detail"]
     assert 600 <= int(answers[5].headers["retry-after"]) <= 720  # one token per 12 minutes
+
+
+def test_a_forged_forwarded_for_does_not_change_the_clients_bucket(
+    client: httpx.Client,
+) -> None:
+    """No proxy is trusted here: X-Forwarded-For (or Forwarded) is the client's
+    own say-so, and the per-IP limit counts the TCP peer whatever it claims."""
+    answers = [
+        client.post(
+            "/api/auth/register",
+            json={"walletAddress": new_wallet(), "email": new_email()},
+            headers={
+                "X-Forwarded-For": f"198.51.100.{n}",
+                "Forwarded": f"for=198.51.100.{n}",
+                "X-Real-IP": f"198.51.100.{n}",
+            },
+        )
+        for n in range(6)
+    ]
+    assert [a.status_code for a in answers] == [201] * 5 + [429]
+
+
+def test_bad_tokens_are_charged_to_a_bucket_before_any_verification(
+    guarded: Stack, client: httpx.Client, mailbox: Mailbox
+) -> None:
+    """Each token the cache does not know costs a token of the client's
+    `token` bucket (5 a minute in this stack) before an Ed25519 check."""
+    session = login(client, mailbox)
+    assert client.get("/api/auth/me", headers=session.auth).status_code == 200  # 1 of 5
+    header, payload, signature = session.access_token.split(".")
+
+    def forged(n: int) -> str:
+        flipped = "A" if signature[n] != "A" else "B"
+        return f"{header}.{payload}.{signature[:n]}{flipped}{signature[n + 1 :]}"
+
+    answers = [
+        client.get("/api/auth/me", headers={"Authorization": f"Bearer {forged(n)}"})
+        for n in range(6)
+    ]
+    assert [answer.status_code for answer in answers] == [401] * 4 + [429] * 2
+    body = problem(answers[4], 429, "rate_limited")
+    assert "'token'" in body["detail"]
+    assert int(answers[4].headers["retry-after"]) >= 1
+    # the real client's token, verified once, is answered from the cache: no charge
+    assert client.get("/api/auth/me", headers=session.auth).status_code == 200
 
 
 def test_limits_per_user_are_per_user(client: httpx.Client, mailbox: Mailbox) -> None:

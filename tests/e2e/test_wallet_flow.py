@@ -10,7 +10,6 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import grpc
 import httpx
 import pytest
 import redis as sync_redis
@@ -40,7 +39,7 @@ def admin(stack: Stack, mailbox: Mailbox) -> Session:
 @pytest.fixture(scope="module")
 def wallet_rpc(stack: Stack) -> Iterator[wallet_pb2_grpc.WalletServiceStub]:
     """The internal gRPC side (Credit has no HTTP route)."""
-    with grpc.insecure_channel(f"127.0.0.1:{stack.wallet_port}") as channel:
+    with stack.channel("wallet", identity="quests") as channel:
         yield wallet_pb2_grpc.WalletServiceStub(channel)
 
 
