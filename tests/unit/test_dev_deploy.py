@@ -12,16 +12,19 @@ import shutil
 import subprocess
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml  # type: ignore[import-untyped]
 
-from gateway.ratelimit import load_policies, override_names
+from gateway.protection.policy import load_policies, override_names
 from gateway.settings import GatewaySettings
 from runtime.config import Env
 from services.auth.settings import AuthSettings
 from services.mining.settings import MiningSettings, WorkerSettings
 from services.quests.settings import QuestsSettings
 from services.wallet.settings import WalletSettings
+from tools import pki
 from tools.dev import dev_plan
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,6 +39,11 @@ SHARED = [
     "JWT_ISSUER",
     "JWT_AUDIENCE",
     "MINEQUEST_DATA_DIR",
+    "MINEQUEST_ENV",
+    "GRPC_TLS_CA_FILE",
+    "GRPC_TLS_CERT_FILE",
+    "GRPC_TLS_KEY_FILE",
+    "GRPC_REFLECTION",
 ]
 AUTH = [
     "AUTH_GRPC_HOST",
@@ -57,6 +65,23 @@ AUTH = [
     "SMTP_FROM",
     "SMTP_TIMEOUT_SECONDS",
     "SMTP_CA_FILE",
+    "SMTP_SECURITY",
+    "AUTH_JWT_VERIFY_KEY_FILES",
+    "AUTH_SESSION_MAX_LIFETIME_SECONDS",
+    "AUTH_OTP_MAILS_PER_HOUR",
+    "AUTH_OTP_FREE_FAILURES",
+    "AUTH_OTP_BACKOFF_BASE_SECONDS",
+    "AUTH_OTP_BACKOFF_MAX_SECONDS",
+    "AUTH_OTP_DAILY_FAILURE_BUDGET",
+    "AUTH_OTP_FAILURE_WINDOW_SECONDS",
+    "AUTH_LOGIN_LINK_URL",
+    "AUTH_MAIL_CONCURRENCY",
+    "AUTH_MAIL_QUEUE_SIZE",
+    "SIWE_DOMAIN",
+    "SIWE_URI",
+    "SIWE_CHAIN_ID",
+    "SIWE_STATEMENT",
+    "SIWE_CHALLENGE_TTL_SECONDS",
 ]
 WALLET = [
     "WALLET_GRPC_HOST",
@@ -106,6 +131,7 @@ MINING = [
     "MINING_WORKER_BLOCK_MS",
     "MINING_WORKER_CLAIM_IDLE_MS",
     "MINING_WORKER_MAX_ATTEMPTS",
+    "MINING_DEAD_LETTER_MAX",
     "MINING_WORKER_METRICS_PORT",
     "MINING_WORKER_NAME",
 ]
@@ -117,16 +143,22 @@ GATEWAY = [
     "MAX_BODY_BYTES",
     "GRPC_TIMEOUT_SECONDS",
     "JWKS_MIN_REFRESH_SECONDS",
+    "JWKS_REFRESH_SECONDS",
     "TOKEN_CACHE_SIZE",
     "WALLET_SERVICE_ADDR",
     "QUESTS_SERVICE_ADDR",
     "MINING_SERVICE_ADDR",
     "DEPOSIT_WEBHOOK_SECRET",
     "DEPOSIT_WEBHOOK_TOLERANCE_SECONDS",
+    "GATEWAY_METRICS_HOST",
+    "GATEWAY_METRICS_PORT",
+    "MAX_HEADER_BYTES",
+    "MAX_HEADER_COUNT",
 ]
 PROTECTION = [
     "RATE_LIMITS_ENABLED",
     "RATE_LIMIT_POLICY_FILE",
+    "TOKEN_RATE_LIMIT_IP_RATE",
     "MINING_RATE_LIMIT_USER_RATE",
     "MINING_RATE_LIMIT_USER_BURST",
     "MINING_RATE_LIMIT_IP_RATE",
@@ -136,7 +168,13 @@ PROTECTION = [
     "IDEMPOTENCY_LEASE_SECONDS",
     "IDEMPOTENCY_RETENTION_SECONDS",
 ]
-COMPOSE_ONLY = ["COMPOSE_PROJECT_NAME", "GRAFANA_ADMIN_PASSWORD"]
+COMPOSE_ONLY = [
+    "COMPOSE_PROJECT_NAME",
+    "GRAFANA_ADMIN_PASSWORD",
+    "REDIS_PASSWORD",
+    "MONGO_ROOT_USER",
+    "MONGO_ROOT_PASSWORD",
+]
 
 #: What the issue fixes as each variable's default ("" = unset).
 DEFAULTS = {
@@ -148,6 +186,13 @@ DEFAULTS = {
     "JWT_ISSUER": "minequest",
     "JWT_AUDIENCE": "minequest-api",
     "MINEQUEST_DATA_DIR": ".data",
+    "MINEQUEST_ENV": "development",
+    "GRPC_TLS_CA_FILE": "",
+    "GRPC_TLS_CERT_FILE": "",
+    "GRPC_TLS_KEY_FILE": "",
+    "GRPC_REFLECTION": "false",
+    "REDIS_PASSWORD": "",
+    "MONGO_ROOT_PASSWORD": "",
     "MINING_QUEUE_MAX_DEPTH": "100000",
     "MINING_WORKER_CONCURRENCY": "2",
     "AUTH_GRPC_HOST": "127.0.0.1",
@@ -174,6 +219,11 @@ DEFAULTS = {
     "MAX_BODY_BYTES": "1048576",
     "GRPC_TIMEOUT_SECONDS": "5",
     "JWKS_MIN_REFRESH_SECONDS": "30",
+    "JWKS_REFRESH_SECONDS": "15",
+    "GATEWAY_METRICS_HOST": "127.0.0.1",
+    "GATEWAY_METRICS_PORT": "9100",
+    "MAX_HEADER_BYTES": "16384",
+    "MAX_HEADER_COUNT": "100",
     "TOKEN_CACHE_SIZE": "100000",
     "WALLET_GRPC_HOST": "127.0.0.1",
     "WALLET_GRPC_PORT": "50053",
@@ -225,7 +275,7 @@ def env_example() -> list[tuple[str, str, str]]:
 def test_every_variable_the_code_reads_by_name_is_in_env_example() -> None:
     """Catches a new setting added to the code but not to .env.example."""
     pattern = re.compile(
-        r"(?:env\.(?:string|optional|required|integer|number|boolean|csv|choice)\("
+        r"(?:env\.(?:string|optional|required|integer|number|boolean|csv|choice|service_addr)\("
         r"|\(env, )\s*\"([A-Z0-9_]+)\""
     )
     read = {
@@ -255,6 +305,7 @@ def test_env_example_holds_the_documented_defaults_and_no_secret() -> None:
     assert values["SMTP_PASS"] == ""
     assert values["AUTH_JWT_PRIVATE_KEY_FILE"] == ""
     assert values["DEPOSIT_WEBHOOK_SECRET"] == ""
+    assert values["REDIS_PASSWORD"] == values["MONGO_ROOT_PASSWORD"] == ""
 
 
 def test_env_example_values_load_in_every_process() -> None:
@@ -302,6 +353,80 @@ def test_compose_only_passes_documented_variables() -> None:
     referenced = set(re.findall(r"\$\{([A-Z0-9_]+)", compose))
     assert referenced <= {name for name, _, _ in env_example()}
     assert "SMTP_HOST" in referenced
+
+
+def compose_services() -> dict[str, Any]:
+    services: dict[str, Any] = yaml.safe_load((ROOT / "compose.yaml").read_text())["services"]
+    return services
+
+
+#: The Minequest processes in compose and the identity (certificate) each runs as.
+IDENTITIES = {
+    "gateway": "gateway",
+    "auth": "auth",
+    "wallet": "wallet",
+    "mining": "mining",
+    "mining-worker": "mining-worker",
+    "quests": "quests",
+}
+
+
+def test_compose_runs_every_process_in_production_with_its_own_certificate() -> None:
+    services = compose_services()
+    assert set(IDENTITIES.values()) == set(pki.IDENTITIES)
+    pki_mounts = services["pki"]["volumes"]
+    assert services["pki"]["command"] == ["python", "-m", "tools.pki", "--dir", "/pki"]
+    assert sorted(pki_mounts) == sorted(
+        f"pki-{name}:/pki/{name}" for name in ("ca", *pki.IDENTITIES)
+    )
+    for name, identity in IDENTITIES.items():
+        service = services[name]
+        env = service["environment"]
+        assert env["MINEQUEST_ENV"] == "production", name
+        assert env["GRPC_TLS_CERT_FILE"] == "/run/minequest/tls/cert.pem", name
+        assert f"pki-{identity}:/run/minequest/tls:ro" in service["volumes"], name
+        assert not any(v.startswith("pki-ca:") for v in service["volumes"]), name
+        assert service["depends_on"]["pki"] == {"condition": "service_completed_successfully"}
+        assert "insecure_channel" not in str(service.get("healthcheck")), name
+
+
+def test_compose_publishes_no_grpc_or_store_port() -> None:
+    published = {name: svc["ports"] for name, svc in compose_services().items() if "ports" in svc}
+    assert published == {
+        "gateway": ["8080:8080"],
+        "prometheus": ["127.0.0.1:9090:9090"],
+        "grafana": ["127.0.0.1:3000:3000"],
+    }
+
+
+def test_compose_stores_require_passwords_the_services_carry() -> None:
+    services = compose_services()
+    env = services["wallet"]["environment"]
+    assert env["REDIS_URL"].startswith("redis://:${REDIS_PASSWORD:?")
+    assert env["MONGODB_URI"].startswith(
+        "mongodb://${MONGO_ROOT_USER:-minequest}:${MONGO_ROOT_PASSWORD:?"
+    )
+    assert "authSource=admin" in env["MONGODB_URI"]
+    assert "replicaSet=rs0" in env["MONGODB_URI"]
+    redis_command = services["redis"]["command"]
+    assert redis_command[redis_command.index("--requirepass") + 1].startswith("${REDIS_PASSWORD:?")
+    mongo = services["mongo"]
+    assert "--keyFile" in mongo["command"]
+    assert "--replSet" in mongo["command"]
+    assert mongo["environment"]["MONGO_INITDB_ROOT_PASSWORD"].startswith("${MONGO_ROOT_PASSWORD:?")
+    assert mongo["depends_on"]["mongo-keyfile"] == {"condition": "service_completed_successfully"}
+    assert "rs.initiate" in mongo["healthcheck"]["test"][1]
+    compose = (ROOT / "compose.yaml").read_text()
+    for key in ("REDIS_PASSWORD", "MONGO_ROOT_PASSWORD"):
+        uses = [
+            line
+            for line in compose.splitlines()
+            if key in line and not line.lstrip().startswith("#")
+        ]
+        assert uses
+        assert all(f"${{{key}:?" in line for line in uses), (
+            f"{key} must be required, never defaulted"
+        )
 
 
 def test_compose_has_no_literal_secrets() -> None:
