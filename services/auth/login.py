@@ -31,6 +31,7 @@ from datetime import datetime, timedelta
 from minequest.auth.v1 import auth_pb2
 from runtime.clients import client_key, ip_address
 from runtime.errors import InvalidArgument
+from runtime.log import Throttle
 from runtime.timestamps import aware, to_timestamp
 from services.auth import otp, validation
 from services.auth.delivery import BackgroundDelivery
@@ -54,6 +55,7 @@ from services.auth.tokens import Sessions
 from services.auth.users import Clock, user_message
 
 log = logging.getLogger(__name__)
+_LOCKED_LOG = Throttle(10.0)
 
 
 def requester(client_ip: str) -> str:
@@ -199,10 +201,14 @@ class OtpLogin:
             raise OtpExpired("the code has expired; request a new one")
         locked = await self.otp.charge_guess(challenge["contact"], now, self.settings.otp_guard)
         if locked is not None:
-            log.warning(
-                "otp short codes locked",
-                extra={"challenge_id": challenge["_id"], "client_ip": client_ip},
-            )
+            # A guessing attack repeats this at the attacker's pace: one line
+            # every few seconds, with the count held back.
+            held = _LOCKED_LOG.allow("locked")
+            if held is not None:
+                log.warning(
+                    "otp short codes locked",
+                    extra={"challenge_id": challenge["_id"], "client_ip": client_ip, "held": held},
+                )
             raise OtpLocked(
                 f"too many wrong codes: codes are locked for {math.ceil(locked)} s; "
                 "the login key or link in the latest mail still works",

@@ -228,6 +228,31 @@ def test_no_route_serves_or_changes_another_users_data(
     assert client.get("/api/auth/me", headers=alice.auth).json()["user"]["username"] == ""
     issued = client.post("/api/auth/wallet/challenge", json=smuggled, headers=bob.auth)
     assert bob.user["walletAddress"] in issued.json()["message"]
+    # every user route that reads: nothing of alice's comes back to bob
+    reads = [
+        row
+        for row in ENDPOINTS
+        if row.access is Access.USER and row.method == "GET" and "{" not in row.path
+    ]
+    assert len(reads) >= 8
+    for row in reads:
+        params = {**smuggled, "key": click_key} if row.path.endswith("/click/status") else smuggled
+        answer = client.get(row.path, params=params, headers=bob.auth)
+        assert answer.status_code < 500, (row.path, answer.text)
+        assert alice_id not in answer.text, row.path
+    mining = client.get("/api/mining/status", params=smuggled, headers=bob.auth).json()
+    assert mining["totalTaps"] == "0"
+    # writes name their user from the token, whatever the body says
+    bobs_key = uuid.uuid4().hex
+    smuggling = client.post(
+        "/api/mining/click",
+        json={"count": 1, "userId": alice_id},
+        headers={**bob.auth, "Idempotency-Key": bobs_key},
+    )
+    assert smuggling.status_code == 202, smuggling.text
+    params = {"key": bobs_key}
+    assert client.get("/api/mining/click/status", params=params, headers=bob.auth).is_success
+    problem(client.get("/api/mining/click/status", params=params, headers=alice.auth), 404)
     # logging out "alice's" session from bob's token ends only bob's
     out = client.post(
         "/api/auth/logout", json={"userId": alice_id, "sessionId": "x"}, headers=bob.auth
