@@ -72,6 +72,7 @@ from bench.gateway_overhead import (  # noqa: E402 - after the path fix above
     wait_for_port,
 )
 from runtime.embedded import free_port  # noqa: E402
+from tools import pki  # noqa: E402
 
 WRK_SCRIPT = ROOT / "bench" / "wrk" / "clicks.lua"
 CLICK_PATH = "/api/mining/click"
@@ -257,6 +258,8 @@ class Stack:
         self, urls: Mapping[str, str], work: Path, args: argparse.Namespace, logs: Path
     ) -> None:
         self.logs = logs
+        self.pki_dir = work / "pki"
+        pki.ensure(self.pki_dir)
         self.redis_url = redis_with_db(urls["REDIS_URL"], STACK_DB)
         self.mongodb_uri = urls["MONGODB_URI"]
         tag = uuid.uuid4().hex[:8]
@@ -295,6 +298,8 @@ class Stack:
             "MINING_RATE_LIMIT_IP_RATE": "10000000",
             "MINING_RATE_LIMIT_IP_BURST": "10000000",
             "GATEWAY_HOST": "127.0.0.1",
+            # several gateways: their metrics ports would collide (none is scraped)
+            "GATEWAY_METRICS_PORT": "0",
         }
         for name, value in args.env:
             self.env[name] = value
@@ -323,6 +328,10 @@ class Stack:
             wait_for_port(self.children[f"worker-{index + 1}"], port)
 
     def _spawn(self, name: str, module: list[str], env: Mapping[str, str]) -> Child:
+        """Start ``module`` as its own identity: internal gRPC is mutual TLS, as
+        shipped (``make dev``, compose), so the figures include what it costs."""
+        identity = "mining-worker" if module[1:] == ["worker"] else module[0].split(".")[-1]
+        env = {**env, **pki.identity_files(self.pki_dir, identity).env()}
         child = Child(name, [sys.executable, "-m", *module], env, self.logs)
         self.children[name] = child
         return child

@@ -667,12 +667,12 @@ FROM_SOURCE = (
     ),
     (
         "key scope",
-        "caller + method + route + key",
+        "caller + method + concrete path + key",
         "the raw header value, global to the whole app (one namespace for all users)",
     ),
     (
         "request fingerprint",
-        "method, route and canonical JSON body: reuse with another body is a 422",
+        "method, path, query and canonical JSON body: reuse with another request is a 422",
         "none: another body with the same key gets the first answer",
     ),
     (
@@ -685,7 +685,8 @@ FROM_SOURCE = (
     ),
     (
         "which answers are kept",
-        "2xx and 4xx except 408/409/429; a 5xx releases the claim so a retry runs",
+        "a user's 2xx and 4xx except 401/408/409/429, a stranger's 2xx only; a 5xx "
+        "releases the claim so a retry runs",
         "any JSON answer, 5xx included (a transient failure is replayed for 24 h), "
         "only the JSON body and status (no headers); a non-JSON answer releases the key",
     ),
