@@ -8,6 +8,8 @@ import argparse
 import asyncio
 import sys
 
+from pymongo.errors import PyMongoError
+
 from runtime.config import load_or_exit
 from runtime.errors import DomainError
 from runtime.grpc_server import serve
@@ -29,6 +31,12 @@ async def _create_admin(settings: AuthDatabaseSettings, args: argparse.Namespace
         )
     except DomainError as error:
         print(f"create-admin: {error.field or 'input'}: {error.message}", file=sys.stderr)
+        return 2
+    except PyMongoError as error:
+        print(
+            f"create-admin: MongoDB is unreachable ({type(error).__name__}); check MONGODB_URI",
+            file=sys.stderr,
+        )
         return 2
     finally:
         await client.close()

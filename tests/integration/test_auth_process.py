@@ -251,3 +251,21 @@ async def test_create_admin_needs_only_the_database_and_a_verified_wallet(
     assert (await store.user(verified["_id"]) or {})["role"] == "admin"
     both = await asyncio.to_thread(create_admin, "--email", "v@example.com", "--phone", "+1")
     assert both.returncode == 2
+
+
+def test_create_admin_without_a_database_says_so_in_one_line():
+    done = subprocess.run(
+        [sys.executable, "-m", "services.auth", "create-admin", "--email", "ops@example.com"],
+        env={
+            **os.environ,
+            "MONGODB_URI": f"mongodb://127.0.0.1:{free_port()}/?serverSelectionTimeoutMS=500",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "create-admin: MongoDB is unreachable (ServerSelectionTimeoutError); check MONGODB_URI"
+    ]
