@@ -21,7 +21,14 @@ from gateway.protection.model import KeyKind, Policy, Tier
 from gateway.protection.store import Charge, TierState, Verdict
 from gateway.protojson import RequestBody
 
-__all__ = ["RequestFacts", "caller_id", "charges_for", "needs_body", "rate_limit_headers"]
+__all__ = [
+    "RequestFacts",
+    "caller_id",
+    "charges_for",
+    "header_map",
+    "needs_body",
+    "rate_limit_headers",
+]
 
 _MAX_KEY_VALUE = 64
 
@@ -117,3 +124,8 @@ def rate_limit_headers(policy: Policy, verdict: Verdict) -> list[tuple[bytes, by
         (b"x-ratelimit-remaining", remaining),
         (b"x-ratelimit-reset", str(math.ceil(time.time()) + reset).encode()),
     ]
+
+
+def header_map(headers: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    """ASGI header pairs as the ``headers`` of an :class:`~gateway.errors.ApiError`."""
+    return {name.decode(): value.decode() for name, value in headers}

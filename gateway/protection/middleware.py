@@ -39,6 +39,7 @@ from gateway.protection.buckets import (
     RequestFacts,
     caller_id,
     charges_for,
+    header_map,
     needs_body,
     rate_limit_headers,
 )
@@ -194,7 +195,7 @@ class ProtectionMiddleware:
         if self.policy is not None:
             metrics.count_verdict(self.policy, verdict, self.route)
             if not verdict.passed:
-                refusal = metrics.rate_limited(self.policy, verdict, _as_map(limit_headers))
+                refusal = metrics.rate_limited(self.policy, verdict, header_map(limit_headers))
                 await _refuse(scope, receive, send, refusal)
                 return
         if claim is None:
@@ -232,12 +233,12 @@ class ProtectionMiddleware:
                 422,
                 "idempotency_key_reused",
                 "this Idempotency-Key was used for a different request; use a new key",
-                headers=_as_map(limit_headers),
+                headers=header_map(limit_headers),
             )
             await _refuse(scope, receive, send, error)
             return
         if verdict.claim is ClaimOutcome.IN_FLIGHT:
-            headers = _as_map(limit_headers)
+            headers = header_map(limit_headers)
             headers["Retry-After"] = retry_after_header(min(verdict.in_flight_seconds, 1.0))
             error = errors.ApiError(
                 409,
@@ -295,10 +296,6 @@ class ProtectionMiddleware:
             await self.app(scope, receive, send)
             return
         await _refuse(scope, receive, send, metrics.limits_unavailable())
-
-
-def _as_map(headers: list[tuple[bytes, bytes]]) -> dict[str, str]:
-    return {name.decode(): value.decode() for name, value in headers}
 
 
 async def _buffer(receive: Receive) -> tuple[bytes, Receive]:

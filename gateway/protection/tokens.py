@@ -18,7 +18,12 @@ from starlette.datastructures import Headers
 from starlette.types import Scope
 
 from gateway.protection import metrics
-from gateway.protection.buckets import RequestFacts, charges_for, rate_limit_headers
+from gateway.protection.buckets import (
+    RequestFacts,
+    charges_for,
+    header_map,
+    rate_limit_headers,
+)
 from gateway.protection.clientip import TrustedProxies
 from gateway.protection.model import Policy
 from gateway.protection.store import GuardUnavailable
@@ -57,7 +62,5 @@ class TokenGate:
             raise metrics.limits_unavailable() from None
         metrics.count_verdict(policy, verdict, ROUTE)
         if not verdict.passed:
-            headers = {
-                name.decode(): value.decode() for name, value in rate_limit_headers(policy, verdict)
-            }
+            headers = header_map(rate_limit_headers(policy, verdict))
             raise metrics.rate_limited(policy, verdict, headers)
