@@ -94,23 +94,6 @@ def _auth_dev_env(env: Env, data_dir: Path) -> tuple[dict[str, str], list[str]]:
     return values, notes
 
 
-def _peers(*names: str) -> DevEnv:
-    """A service that calls others gets their addresses, as the gateway gets them."""
-
-    def dev_env(env: Env, data_dir: Path) -> tuple[dict[str, str], list[str]]:
-        values = {}
-        for name in names:
-            prefix = name.upper()
-            host = _dial_host(env.string(f"{prefix}_GRPC_HOST", "127.0.0.1"))
-            port = env.string(f"{prefix}_GRPC_PORT", str(SERVICE_PORTS[name].grpc))
-            values[f"{prefix}_SERVICE_ADDR"] = env.string(
-                f"{prefix}_SERVICE_ADDR", f"{host}:{port}"
-            )
-        return values, []
-
-    return dev_env
-
-
 @dataclass(frozen=True, slots=True)
 class GrpcService:
     """A gRPC service run as ``python -m services.<name>``, configured by
@@ -118,18 +101,36 @@ class GrpcService:
 
     name: str
     dev_env: DevEnv = _no_dev_env
+    #: The services it calls: it gets their ``<NAME>_SERVICE_ADDR``, as the gateway does.
+    peers: tuple[str, ...] = ()
 
     @property
     def ports(self) -> ServicePorts:
         return SERVICE_PORTS[self.name]
 
+    @property
+    def prefix(self) -> str:
+        return self.name.upper()
+
+    def bind(self, env: Env) -> tuple[str, int]:
+        """The host and gRPC port it listens on."""
+        prefix = self.prefix
+        host = env.string(f"{prefix}_GRPC_HOST", "127.0.0.1")
+        port = env.integer(f"{prefix}_GRPC_PORT", self.ports.grpc, minimum=1, maximum=65535)
+        return host, port
+
+    def address(self, env: Env) -> str:
+        """Where the others dial it (``<NAME>_SERVICE_ADDR``, else its bind)."""
+        host, port = self.bind(env)
+        return env.string(f"{self.prefix}_SERVICE_ADDR", f"{_dial_host(host)}:{port}")
+
 
 #: Started in this order, stopped in reverse; the gateway comes last.
 SERVICES: tuple[GrpcService, ...] = (
     GrpcService("auth", dev_env=_auth_dev_env),
-    GrpcService("wallet", dev_env=_peers("auth")),  # whose wallet a withdrawal goes to
+    GrpcService("wallet", peers=("auth",)),  # whose wallet a withdrawal goes to
     GrpcService("mining"),
-    GrpcService("quests", dev_env=_peers("auth", "wallet")),
+    GrpcService("quests", peers=("auth", "wallet")),
 )
 
 
@@ -161,11 +162,10 @@ def dev_plan(env: Env) -> DevPlan:
     python = sys.executable
     processes: list[ProcessSpec] = []
     notes: list[str] = []
-    addresses: dict[str, str] = {}
+    addresses = {f"{service.prefix}_SERVICE_ADDR": service.address(env) for service in SERVICES}
     for service in SERVICES:
-        prefix = service.name.upper()
-        host = env.string(f"{prefix}_GRPC_HOST", "127.0.0.1")
-        port = env.integer(f"{prefix}_GRPC_PORT", service.ports.grpc, minimum=1, maximum=65535)
+        prefix = service.prefix
+        host, port = service.bind(env)
         metrics = env.integer(
             f"{prefix}_METRICS_PORT", service.ports.metrics, minimum=0, maximum=65535
         )
@@ -181,6 +181,10 @@ def dev_plan(env: Env) -> DevPlan:
                     f"{prefix}_GRPC_HOST": host,
                     f"{prefix}_GRPC_PORT": str(port),
                     f"{prefix}_METRICS_PORT": str(metrics),
+                    **{
+                        name: addresses[name]
+                        for name in (f"{peer.upper()}_SERVICE_ADDR" for peer in service.peers)
+                    },
                     **extra,
                     **pki.identity_files(pki_dir, service.name).env(),
                 },
@@ -189,9 +193,6 @@ def dev_plan(env: Env) -> DevPlan:
             )
         )
         notes.extend(service_notes)
-        addresses[f"{prefix}_SERVICE_ADDR"] = env.string(
-            f"{prefix}_SERVICE_ADDR", f"{_dial_host(host)}:{port}"
-        )
     processes.append(_mining_worker(env, python, addresses, pki_dir))
     host = env.string("GATEWAY_HOST", "127.0.0.1")
     port = env.integer("GATEWAY_PORT", 8080, minimum=1, maximum=65535)
