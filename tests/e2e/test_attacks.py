@@ -19,8 +19,6 @@ import hashlib
 import hmac
 import json
 import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -41,7 +39,7 @@ from gateway.webhooks import signature
 from minequest.common.v1 import common_pb2
 from minequest.wallet.v1 import wallet_pb2, wallet_pb2_grpc
 from runtime.errors import decode_rpc_error
-from tests.e2e.conftest import ROOT, WEBHOOK_SECRET, Stack, start_stack
+from tests.e2e.conftest import WEBHOOK_SECRET, Stack, start_stack
 from tests.e2e.test_auth_flow import (
     Session,
     b64url,
@@ -556,15 +554,7 @@ def test_a_squatted_wallet_makes_no_admin(
     keyless = {
         name: value for name, value in attack.env.items() if not name.startswith("AUTH_JWT_")
     }
-    promoted = subprocess.run(
-        [sys.executable, "-m", "services.auth", "create-admin", "--user-id", owner.user["id"]],
-        check=False,
-        cwd=ROOT,
-        env=keyless,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    promoted = create_admin(attack, "--user-id", owner.user["id"], env=keyless)
     assert promoted.returncode == 0, promoted.stderr
     me = client.get("/api/auth/me", headers=owner.auth).json()["user"]
     assert me["walletVerified"] is True

@@ -134,12 +134,16 @@ def login_with_wallet(client: httpx.Client, mailbox: Mailbox) -> tuple[Session, 
     return Session(user, email, tokens["accessToken"], tokens["refreshToken"]), account
 
 
-def create_admin(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
+def create_admin(
+    stack: Stack, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python -m services.auth create-admin ARGS`` with the stack's environment
+    (or ``env``)."""
     return subprocess.run(
         [sys.executable, "-m", "services.auth", "create-admin", *args],
         check=False,
         cwd=ROOT,
-        env=stack.env,
+        env=stack.env if env is None else env,
         capture_output=True,
         text=True,
         timeout=60,

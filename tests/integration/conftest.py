@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import tempfile
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ import grpc
 import pytest
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from minequest.common.v1 import common_pb2
+from minequest.wallet.v1 import wallet_pb2
 from runtime.config import Env
 from runtime.errors import RpcErrorInfo, decode_rpc_error
 from runtime.grpc_server import Registrar, create_server
@@ -176,6 +179,17 @@ async def companion_auth(mongodb_uri: str, database: str, **extra: str) -> Async
         )
         async with served_address(auth_lifespan(settings), settings.service.tls) as address:
             yield address
+
+
+def credit_request(user_id: str, amount: str = "50") -> wallet_pb2.CreditRequest:
+    """One credit of ``amount`` MQC to ``user_id`` (as quests pays a reward)."""
+    entry = wallet_pb2.CreditEntry(
+        user_id=user_id,
+        amount=common_pb2.Money(currency="MQC", amount=amount),
+        source="quests.completion",
+        source_id=uuid.uuid4().hex,
+    )
+    return wallet_pb2.CreditRequest(entries=[entry])
 
 
 @pytest.fixture(scope="session")

@@ -32,6 +32,7 @@ from runtime.grpc_client import channel
 from services.wallet.server import wallet_lifespan
 from tests.integration.conftest import (
     companion_auth,
+    credit_request,
     reflected,
     served_address,
     tls_of,
@@ -106,19 +107,6 @@ async def refused(call: Any) -> RpcErrorInfo:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await call
     return decode_rpc_error(caught.value)
-
-
-def credit_request(user_id: str, amount: str = "50") -> pb.CreditRequest:
-    return pb.CreditRequest(
-        entries=[
-            pb.CreditEntry(
-                user_id=user_id,
-                amount=common_pb2.Money(currency="MQC", amount=amount),
-                source="quests.completion",
-                source_id=uuid.uuid4().hex,
-            )
-        ]
-    )
 
 
 def denied(method: str, caller: str, reason: str) -> float:

@@ -24,7 +24,13 @@ from minequest.wallet.v1 import wallet_pb2 as pb
 from minequest.wallet.v1 import wallet_pb2_grpc
 from runtime.embedded import free_port
 from services.wallet.server import wallet_lifespan
-from tests.integration.conftest import companion_auth, fails, served_address, wallet_settings
+from tests.integration.conftest import (
+    companion_auth,
+    credit_request,
+    fails,
+    served_address,
+    wallet_settings,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -61,18 +67,7 @@ async def funded_user(services: Services, wallet_address: str) -> str:
         )
     )
     user_id: str = reply.user.id
-    await services.wallet.Credit(
-        pb.CreditRequest(
-            entries=[
-                pb.CreditEntry(
-                    user_id=user_id,
-                    amount=common_pb2.Money(currency="MQC", amount="100"),
-                    source="test.funding",
-                    source_id=uuid.uuid4().hex,
-                )
-            ]
-        )
-    )
+    await services.wallet.Credit(credit_request(user_id, "100"))
     return user_id
 
 
