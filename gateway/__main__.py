@@ -1,5 +1,9 @@
 """``python -m gateway``: serve the HTTP gateway with uvicorn until SIGTERM.
 
+With ``GATEWAY_WORKERS`` above 1 (default: the core count) this process
+runs that many gateway processes on the port and keeps them running
+(:mod:`gateway.workers`); each of them is what follows.
+
 Settings are read once (a bad value: one line on stderr, exit 2), JSON
 logging, tracing and the internal metrics port (``GATEWAY_METRICS_PORT``) are
 set up, and uvicorn serves the app (uvloop, httptools with a bounded request
@@ -16,20 +20,29 @@ import signal
 
 import uvicorn
 
+from gateway import workers
 from gateway.app import create_app
 from gateway.http_server import limited_protocol
 from gateway.settings import GatewaySettings
 from runtime.config import load_or_exit
+from runtime.log import configure_logging
 from runtime.process import MetricsPortUnavailable, start_process
 
 
 def main() -> None:
     settings = load_or_exit(GatewaySettings.from_env)
+    worker = workers.is_worker()
+    if settings.workers > 1 and not worker:
+        configure_logging("gateway", settings.log_level)
+        raise SystemExit(workers.supervise(settings))
+    if worker:
+        workers.die_with_parent()
     try:
         shutdown_tracing = start_process(
             "gateway",
             log_level=settings.log_level,
-            metrics_port=settings.metrics_port,
+            # The parent serves every worker's metrics (multiprocess mode).
+            metrics_port=None if worker else settings.metrics_port,
             metrics_host=settings.metrics_host,
             metrics_variable="GATEWAY_METRICS_PORT",
             otlp_endpoint=settings.otlp_endpoint,
@@ -55,7 +68,11 @@ def main() -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: None)
     try:
-        uvicorn.Server(config).run()
+        server = uvicorn.Server(config)
+        if worker:
+            server.run(sockets=[workers.listening_socket(settings.host, settings.port)])
+        else:
+            server.run()
     finally:
         shutdown_tracing()
 

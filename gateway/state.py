@@ -17,6 +17,7 @@ from starlette.requests import HTTPConnection
 from starlette.types import Scope
 
 from gateway.auth import TokenVerifier
+from gateway.click_batcher import ClickBatcher
 from gateway.protection.store import Guard
 from gateway.settings import GatewaySettings
 
@@ -43,6 +44,8 @@ class Gateway:
     wallet: WalletServiceAsyncStub
     quests: QuestsServiceAsyncStub
     mining: MiningServiceAsyncStub
+    #: Click requests' way to the mining service (coalesced into batches).
+    clicks: ClickBatcher
     backends: tuple[Backend, ...]
     verifier: TokenVerifier
     guard: Guard

@@ -75,7 +75,8 @@ ACCESS: Mapping[str, Mapping[str, Rule]] = {
         "ListPublicProfiles": allow(QUESTS),
     },
     "minequest.wallet.v1.WalletService": {
-        # Mints coins: the click worker (mining rewards) and quests (coin rewards).
+        # Mints coins: the click worker (mining rewards, source mining.batch, and
+        # mining.click for clicks recorded before the outbox) and quests (coin rewards).
         "Credit": allow(MINING_WORKER, QUESTS),
         # Quests reads the currencies (and their precision) from a balance.
         "GetBalance": allow(GATEWAY, QUESTS),
@@ -93,6 +94,7 @@ ACCESS: Mapping[str, Mapping[str, Rule]] = {
     },
     "minequest.mining.v1.MiningService": {
         "SubmitClick": allow(GATEWAY),
+        "SubmitClicks": allow(GATEWAY),
         "GetClickStatus": allow(GATEWAY),
         "GetMiningStatus": allow(GATEWAY),
     },

@@ -123,19 +123,20 @@ def status_code_of(error: DomainError) -> grpc.StatusCode:
 
 def to_grpc_status(error: DomainError) -> grpc.Status:
     """The rich status (code, message, details trailer) for a domain error."""
-    code = status_code_of(error)
-    status = status_pb2.Status(code=code.value[0], message=error.message)
-    info = error_details_pb2.ErrorInfo(
+    info = error_info(error)
+    status = status_pb2.Status(code=info.code.value[0], message=info.message)
+    details = error_details_pb2.ErrorInfo(
         reason=error.reason, domain=ERROR_DOMAIN, metadata=error.metadata
     )
-    status.details.add().Pack(info)
-    if error.field:
+    status.details.add().Pack(details)
+    if info.field:
         bad = error_details_pb2.BadRequest()
-        bad.field_violations.add(field=error.field, description=error.message)
+        bad.field_violations.add(field=info.field, description=info.message)
         status.details.add().Pack(bad)
-    if error.retry_after is not None:
-        seconds = max(0, math.ceil(error.retry_after))
-        retry = error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=seconds))
+    if info.retry_after is not None:
+        retry = error_details_pb2.RetryInfo(
+            retry_delay=duration_pb2.Duration(seconds=info.retry_after)
+        )
         status.details.add().Pack(retry)
     result: grpc.Status = rpc_status.to_status(status)
     return result
@@ -151,6 +152,19 @@ class RpcErrorInfo:
     field: str | None = None
     retry_after: int | None = None
     metadata: dict[str, str] = dataclass_field(default_factory=dict)
+
+
+def error_info(error: DomainError) -> RpcErrorInfo:
+    """What a client learns from ``error`` (whole seconds to wait, rounded up)."""
+    retry = None if error.retry_after is None else max(0, math.ceil(error.retry_after))
+    return RpcErrorInfo(
+        code=status_code_of(error),
+        message=error.message,
+        reason=error.reason,
+        field=error.field,
+        retry_after=retry,
+        metadata=dict(error.metadata),
+    )
 
 
 def decode_rpc_error(error: grpc.aio.AioRpcError) -> RpcErrorInfo:
@@ -193,6 +207,7 @@ __all__ = [
     "Unauthenticated",
     "Unavailable",
     "decode_rpc_error",
+    "error_info",
     "status_code_of",
     "to_grpc_status",
 ]

@@ -2,8 +2,10 @@
 
 ``POST /api/mining/click`` needs an ``Idempotency-Key``; the mining service
 deduplicates on it atomically with queueing the click, so the gateway keeps
-no record of its own (one Redis round trip here for the rate limits, one in
-the service). The answers:
+no record of its own (one Redis round trip here for the rate limits; the
+clicks of concurrent requests go to the service together in one
+``SubmitClicks`` call and one Redis script, :mod:`gateway.click_batcher`).
+The answers:
 
 - 202 ``{"key", "status": "queued", "acceptedTaps"}``: queued; a worker
   credits the reward. ``acceptedTaps`` may be fewer than asked (energy, tap
@@ -24,13 +26,17 @@ import math
 import time
 from typing import Any
 
+import grpc
 from starlette.responses import JSONResponse, Response
 
 from gateway import errors
+from gateway.middleware.access_log import QUEUE_DEPTH
 from gateway.routing import Access, Endpoint, Incoming, rpc
 from minequest.mining.v1 import mining_pb2 as pb
+from runtime.errors import RpcErrorInfo
 
 TAG = "mining"
+_STATUS_CODES = {code.value[0]: code for code in grpc.StatusCode}
 NO_STORE = {"Cache-Control": "no-store"}
 #: Energy and totals change by the second; a client may show a slightly old one.
 STATUS_CACHE = {"Cache-Control": "private, max-age=2, stale-while-revalidate=30"}
@@ -79,8 +85,16 @@ CLICK_STATUS_SCHEMA: dict[str, Any] = {
 
 
 async def submit_click(incoming: Incoming) -> Response:
+    body_json = (await incoming.body()).json()
+    if isinstance(body_json, dict) and body_json.get("count") == 0:
+        # gRPC reads an unset count (0) as 1; in JSON an explicit 0 is a mistake.
+        raise errors.invalid_field("count must be at least 1 (leave it out for one tap)", "count")
     message: Any = await incoming.message()
-    reply = await incoming.gateway.mining.SubmitClick(message)
+    result = await incoming.gateway.clicks.submit(message)
+    if result.HasField("error"):
+        return errors.from_error_info(_error_info(result.error))
+    reply = result.accepted
+    incoming.request.scope[QUEUE_DEPTH] = reply.queue_depth
     body: dict[str, Any] = {
         "key": reply.key,
         "status": "queued",
@@ -90,6 +104,17 @@ async def submit_click(incoming: Incoming) -> Response:
         body["deduplicated"] = True
         return JSONResponse(body, 200, {**NO_STORE, "X-Idempotency": "HIT"})
     return JSONResponse(body, 202, {**NO_STORE, "X-Idempotency": "MISS"})
+
+
+def _error_info(refusal: pb.ClickError) -> RpcErrorInfo:
+    """One refused click of a batch, as a failed SubmitClick call would read."""
+    return RpcErrorInfo(
+        code=_STATUS_CODES.get(refusal.code, grpc.StatusCode.UNKNOWN),
+        message=refusal.message,
+        reason=refusal.reason or None,
+        field=refusal.field or None,
+        retry_after=refusal.retry_after.seconds if refusal.HasField("retry_after") else None,
+    )
 
 
 async def click_status(incoming: Incoming) -> Response:
@@ -134,7 +159,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         request=pb.SubmitClickRequest,
         status=202,
         access=Access.USER,
-        server_fields=("user_id", "idempotency_key", "request_id"),
+        server_fields=("user_id", "idempotency_key", "request_id", "trace_parent"),
         idempotency_required=True,
         idempotency_in_service=True,
         response_schema=CLICK_SCHEMA,

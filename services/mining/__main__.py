@@ -3,7 +3,8 @@
 - ``serve`` (default): the gRPC service that accepts clicks.
 - ``worker``: a stream consumer (run as many processes as you like).
 - ``inspect [--json] [--dead-letters N]``: the stream, consumer groups,
-  pending entries per consumer, the oldest pending age and the dead letters.
+  pending entries per consumer, the oldest pending age and the dead letters;
+  with ``MONGODB_URI`` set, also the outbox backlog of the mining database.
 - ``replay-dead [--count N]``: put dead letters back on the stream.
 """
 
@@ -19,16 +20,20 @@ import sys
 from collections.abc import Awaitable, Callable
 
 import redis.asyncio as aioredis
+from pymongo.errors import PyMongoError
 from redis.exceptions import RedisError
 
 from minequest.wallet.v1 import wallet_pb2_grpc
 from runtime.access import MINING_WORKER
-from runtime.config import Env, load_or_exit
+from runtime.config import Env, ServiceSettings, load_or_exit
 from runtime.grpc_client import channel
 from runtime.grpc_server import serve
+from runtime.metrics import watch_event_loop_lag
 from runtime.process import MetricsPortUnavailable, start_process
 from runtime.stores import mongo_client, redis_client
+from runtime.tasks import background
 from runtime.tls import require_identity
+from services.mining import metrics
 from services.mining.inspection import inspect, render, replay_dead
 from services.mining.server import mining_lifespan
 from services.mining.settings import MiningSettings, WorkerSettings
@@ -62,7 +67,8 @@ async def run_worker(settings: WorkerSettings) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, worker.stopping.set)
         try:
-            await worker.run()
+            async with background(watch_event_loop_lag(), "event-loop-lag"):
+                await worker.run()
         except RedisError as error:
             print(f"mining worker: Redis is unreachable ({error})", file=sys.stderr)
             return 1
@@ -86,19 +92,43 @@ async def on_redis(
     except RedisError as error:
         print(f"{command}: Redis is unreachable ({error})", file=sys.stderr)
         return 2
+    except PyMongoError as error:
+        print(f"{command}: MongoDB is unreachable ({type(error).__name__})", file=sys.stderr)
+        return 2
     finally:
         await redis.aclose()
     return 0
 
 
-async def inspect_text(redis: aioredis.Redis, *, as_json: bool, dead_letters: int) -> str:
-    report = await inspect(redis, dead_letters=dead_letters)
+async def inspect_text(
+    redis: aioredis.Redis,
+    *,
+    as_json: bool,
+    dead_letters: int,
+    mining: ServiceSettings | None = None,
+) -> str:
+    if mining is None:
+        report = await inspect(redis, dead_letters=dead_letters)
+    else:
+        client = mongo_client(mining.mongodb_uri, app_name="minequest-mining-inspect")
+        try:
+            outbox = MiningStore(client, mining.mongodb_database).outbox
+            report = await inspect(redis, dead_letters=dead_letters, outbox=outbox)
+        finally:
+            await client.close()
     return json.dumps(report.as_dict(), indent=2) if as_json else render(report)
 
 
 async def replay_text(redis: aioredis.Redis, *, count: int | None) -> str:
     moved = await replay_dead(redis, count=count)
     return f"replay-dead: {moved} dead letter(s) back on the stream"
+
+
+def _mining_database() -> ServiceSettings | None:
+    """The mining database, when ``MONGODB_URI`` says where it is."""
+    if not Env().optional("MONGODB_URI"):
+        return None
+    return load_or_exit(lambda: ServiceSettings.from_env("mining", Env(), needs_redis=False))
 
 
 def _redis_url() -> str:
@@ -123,13 +153,17 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(run_worker(worker))
     if args.command == "inspect":
         inspecting = functools.partial(
-            inspect_text, as_json=args.json, dead_letters=max(0, args.dead_letters)
+            inspect_text,
+            as_json=args.json,
+            dead_letters=max(0, args.dead_letters),
+            mining=_mining_database(),
         )
         return asyncio.run(on_redis(_redis_url(), "inspect", inspecting))
     if args.command == "replay-dead":
         replaying = functools.partial(replay_text, count=args.count)
         return asyncio.run(on_redis(_redis_url(), "replay-dead", replaying))
     settings = load_or_exit(MiningSettings.from_env)
+    metrics.QUEUE_MAX_DEPTH.set(settings.queue_max_depth)
     asyncio.run(serve(settings.service, lambda: mining_lifespan(settings)))
     return 0
 

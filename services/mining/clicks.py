@@ -1,4 +1,4 @@
-"""The Redis side of accepting clicks: one script per click, one per peek.
+"""The Redis side of accepting clicks: one script per batch of clicks, one per peek.
 
 Keys (the user's in one hash slot, ``{<user id>}``):
 
@@ -9,15 +9,17 @@ Keys (the user's in one hash slot, ``{<user id>}``):
   (q queued, d done, f failed, t throttled), ``n`` taps, ``fp`` fingerprint,
   ``r`` reward units, ``e`` error code, ``ra`` retry-at ms.
 
-The submit script touches the stream and the user's keys together, so on
-Redis Cluster the stream would have to share the user's slot: run the click
-pipeline on one primary (one stream), or shard streams by user hash tag.
+The submit script touches the stream and every clicking user's keys
+together, so on Redis Cluster they would have to share one slot: run the
+click pipeline on one primary (one stream), or shard streams (and batches)
+by user hash tag.
 """
 
 from __future__ import annotations
 
 import enum
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +29,7 @@ from runtime.redis_pipe import PipelinedRedis
 from services.mining.settings import STREAM, Reward, TapRules
 
 _LUA = Path(__file__).with_name("lua")
-SUBMIT_SCRIPT = (_LUA / "submit_click.lua").read_text()
+SUBMIT_SCRIPT = (_LUA / "submit_clicks.lua").read_text()
 PEEK_SCRIPT = (_LUA / "peek.lua").read_text()
 
 
@@ -81,6 +83,18 @@ class Click:
 
 
 @dataclass(frozen=True, slots=True)
+class Pending:
+    """One click to accept: whose, under which key, and what it carries along."""
+
+    user_id: str
+    key: str
+    click: Click
+    request_id: str = ""
+    #: W3C ``traceparent`` of the request, carried in the stream entry ("": none).
+    trace_parent: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Peek:
     energy_milli: int
     today_taps: int
@@ -120,25 +134,39 @@ class ClickGate:
             throttled_ttl_seconds,
         ]
 
+    async def submit_many(
+        self, pending: Sequence[Pending], now_ms: int | None = None
+    ) -> list[Submitted]:
+        """Run the submit script once for the whole batch (one answer per click,
+        in order); ``now_ms`` replaces Redis time (tests only)."""
+        if not pending:
+            return []
+        keys = [STREAM]
+        args: list[Any] = [*self._fixed, "" if now_ms is None else now_ms]
+        for item in pending:
+            click = item.click
+            keys += [state_key(item.user_id), status_key(item.user_id, item.key)]
+            args += [
+                click.taps,
+                click.span_ms,
+                click.fingerprint,
+                item.user_id,
+                item.key,
+                item.request_id,
+                item.trace_parent,
+            ]
+        reply = await self._timed("submit", self.redis.evalsha(self._submit, keys, args))
+        return [
+            Submitted(Outcome(code), int(accepted), int(retry), int(depth), int(energy))
+            for code, accepted, retry, depth, energy in zip(*[iter(reply)] * 5, strict=True)
+        ]
+
     async def submit(
         self, user_id: str, key: str, click: Click, request_id: str, now_ms: int | None = None
     ) -> Submitted:
-        """Run the submit script; ``now_ms`` replaces Redis time (tests only)."""
-        args = [
-            click.taps,
-            click.span_ms,
-            click.fingerprint,
-            *self._fixed,
-            user_id,
-            key,
-            request_id,
-            "" if now_ms is None else now_ms,
-        ]
-        keys = [STREAM, state_key(user_id), status_key(user_id, key)]
-        code, accepted, retry_ms, depth, energy = await self._timed(
-            "submit", self.redis.evalsha(self._submit, keys, args)
-        )
-        return Submitted(Outcome(code), int(accepted), int(retry_ms), int(depth), int(energy))
+        """One click: :meth:`submit_many` of one."""
+        (result,) = await self.submit_many([Pending(user_id, key, click, request_id)], now_ms)
+        return result
 
     async def peek(self, user_id: str, now_ms: int | None = None) -> Peek:
         args = [

@@ -16,7 +16,15 @@ DomainError
 
 from __future__ import annotations
 
-from runtime.errors import AlreadyExists, InvalidArgument, NotFound, ResourceExhausted
+from minequest.mining.v1 import mining_pb2
+from runtime.errors import (
+    AlreadyExists,
+    DomainError,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+    error_info,
+)
 
 
 class InvalidClick(InvalidArgument):
@@ -37,3 +45,14 @@ class QueueFull(ResourceExhausted):
 
 class Throttled(ResourceExhausted):
     reason = "energy_exhausted"
+
+
+def click_error(error: DomainError) -> mining_pb2.ClickError:
+    """One refused click of a ``SubmitClicks`` call, as the status SubmitClick raises."""
+    info = error_info(error)
+    reply = mining_pb2.ClickError(
+        code=info.code.value[0], message=info.message, reason=error.reason, field=info.field or ""
+    )
+    if info.retry_after is not None:
+        reply.retry_after.seconds = info.retry_after
+    return reply

@@ -2,8 +2,10 @@
 
 ``inspect`` prints the stream's length, each consumer group with its pending
 count and lag, each consumer's pending entries and idle time, the age of the
-oldest pending entry, and the dead letters (newest first). ``--json`` prints
-the same as one JSON object.
+oldest pending entry, and the dead letters (newest first); given the mining
+database, also the outbox backlog (credits committed with their clicks and
+not confirmed by the wallet yet, and the oldest one's age). ``--json``
+prints the same as one JSON object.
 
 ``replay-dead`` puts dead letters back on the stream (status ``queued``
 again, attempts reset) and deletes them from the dead-letter stream; a click
@@ -14,11 +16,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import redis.asyncio as aioredis
+from pymongo.asynchronous.collection import AsyncCollection
 
 from services.mining.clicks import status_key
+from services.mining.outbox import Backlog, backlog
 from services.mining.settings import DEAD_LETTERS, STREAM
 
 #: Fields the worker adds to a dead letter; the rest is the original entry.
@@ -59,6 +64,8 @@ class Report:
     oldest_pending_age_seconds: float | None
     dead_letters: int
     recent_dead_letters: list[DeadLetter]
+    #: None: the mining database was not looked at.
+    outbox: Backlog | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -68,7 +75,12 @@ def _age_seconds(stream_id: str, now_ms: int) -> float:
     return max(0.0, (now_ms - int(stream_id.split("-", maxsplit=1)[0])) / 1000)
 
 
-async def inspect(redis: aioredis.Redis, *, dead_letters: int = 10) -> Report:
+async def inspect(
+    redis: aioredis.Redis,
+    *,
+    dead_letters: int = 10,
+    outbox: AsyncCollection[dict[str, Any]] | None = None,
+) -> Report:
     now_ms = int(time.time() * 1000)
     length = await redis.xlen(STREAM)
     groups: list[Group] = []
@@ -107,6 +119,9 @@ async def inspect(redis: aioredis.Redis, *, dead_letters: int = 10) -> Report:
             )
             for letter_id, fields in letters
         ],
+        outbox=None
+        if outbox is None
+        else await backlog(outbox, datetime.fromtimestamp(now_ms / 1000, UTC)),
     )
 
 
@@ -131,6 +146,14 @@ def render(report: Report) -> str:
         lines.append(
             f"  {letter.id} user {letter.user_id} key {letter.key}: {letter.error_code} "
             f"after {letter.attempts} attempt(s): {letter.error}"
+        )
+    if report.outbox is not None:
+        owed = report.outbox
+        age = owed.oldest_age_seconds
+        lines.append(
+            f"outbox: {owed.documents} batch(es) not credited yet "
+            f"({owed.clicks} clicks, {owed.units} units); "
+            f"oldest: {'none' if age is None else f'{age:.1f} s old'}"
         )
     return "\n".join(lines)
 

@@ -1,6 +1,8 @@
 """The MiningService gRPC handlers: validate, one Redis script, answer.
 
-``SubmitClick`` never waits for MongoDB or the wallet: it queues and answers.
+``SubmitClick`` and ``SubmitClicks`` (a batch: the gateway coalesces
+concurrent click requests into one) never wait for MongoDB or the wallet:
+they queue and answer, one Redis script per call.
 Every read is scoped to the caller, so another user's key is NOT_FOUND like
 one that never existed.
 """
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -17,22 +20,26 @@ from grpc.aio import ServicerContext
 from minequest.common.v1 import common_pb2
 from minequest.mining.v1 import mining_pb2, mining_pb2_grpc
 from runtime import context
-from runtime.errors import InvalidArgument, required
+from runtime.errors import DomainError, InvalidArgument, required
 from runtime.idempotency import check_key
 from runtime.money import to_money
+from runtime.tracing import current_traceparent
 from services.mining import metrics
-from services.mining.clicks import THROTTLE_REASONS, Click, ClickGate, Outcome
+from services.mining.clicks import THROTTLE_REASONS, Click, ClickGate, Outcome, Pending, Submitted
 from services.mining.errors import (
     ClickNotFound,
     IdempotencyKeyReused,
     InvalidClick,
     QueueFull,
     Throttled,
+    click_error,
 )
 from services.mining.store import MiningStore
 
 Context = ServicerContext[Any, Any]
 
+#: Clicks one SubmitClicks call may carry.
+MAX_CLICKS_PER_CALL = 500
 #: How far in the future a client's tap time may be (clock skew), in ms.
 MAX_CLOCK_SKEW_MS = 60_000
 
@@ -84,43 +91,53 @@ class MiningService(mining_pb2_grpc.MiningServiceServicer):
     async def SubmitClick(
         self, request: mining_pb2.SubmitClickRequest, context_: Context
     ) -> mining_pb2.SubmitClickResponse:
-        try:
-            user = required(request.user_id, "user_id")
-            key = check_key(request.idempotency_key, "idempotency_key")
-            click = read_click(request, self.rules.max_taps_per_request, int(time.time() * 1000))
-        except InvalidArgument:
-            metrics.click_request("invalid").inc()
-            raise
-        request_id = request.request_id or context.request_id.get() or ""
-        result = await self.gate.submit(user, key, click, request_id)
-        outcome = result.outcome
-        if outcome is Outcome.QUEUED or outcome is Outcome.DEDUPLICATED:
-            deduplicated = outcome is Outcome.DEDUPLICATED
-            metrics.click_request("deduplicated" if deduplicated else "queued").inc()
-            if not deduplicated:
-                metrics.QUEUE_DEPTH.set(result.depth)
-            return mining_pb2.SubmitClickResponse(
-                key=key,
-                state=mining_pb2.CLICK_STATE_QUEUED,
-                accepted_taps=result.accepted,
-                deduplicated=deduplicated,
-            )
-        if outcome is Outcome.KEY_REUSED:
-            metrics.click_request("key_reused").inc()
-            raise IdempotencyKeyReused(
-                "this Idempotency-Key was used for another batch of taps; use a new key",
-                field="idempotency_key",
-            )
-        if outcome is Outcome.QUEUE_FULL:
-            metrics.click_request("queue_full").inc()
-            metrics.QUEUE_DEPTH.set(result.depth)
-            raise QueueFull(
-                "the click queue is full; retry shortly", retry_after=result.retry_after_ms / 1000
-            )
-        reason = THROTTLE_REASONS[outcome]
-        metrics.click_request(reason).inc()
-        retry = result.retry_after_ms / 1000
-        raise Throttled(_throttle_message(outcome, retry), reason=reason, retry_after=retry)
+        (answer,) = await self._accept([request])
+        if isinstance(answer, DomainError):
+            raise answer
+        return answer
+
+    async def SubmitClicks(
+        self, request: mining_pb2.SubmitClicksRequest, context_: Context
+    ) -> mining_pb2.SubmitClicksResponse:
+        if len(request.clicks) > MAX_CLICKS_PER_CALL:
+            raise InvalidArgument(f"at most {MAX_CLICKS_PER_CALL} clicks per call", field="clicks")
+        answers = await self._accept(request.clicks)
+        return mining_pb2.SubmitClicksResponse(results=[_result(answer) for answer in answers])
+
+    async def _accept(
+        self, requests: Sequence[mining_pb2.SubmitClickRequest]
+    ) -> list[mining_pb2.SubmitClickResponse | DomainError]:
+        """Validate each click, accept the valid ones in one Redis script, and
+        answer each as SubmitClick would (a reply, or the error to raise)."""
+        now_ms = int(time.time() * 1000)
+        refused: dict[int, DomainError] = {}
+        pending: list[Pending] = []
+        for index, request in enumerate(requests):
+            try:
+                user = required(request.user_id, "user_id")
+                key = check_key(request.idempotency_key, "idempotency_key")
+                click = read_click(request, self.rules.max_taps_per_request, now_ms)
+            except InvalidArgument as error:
+                metrics.click_request("invalid").inc()
+                refused[index] = error
+                continue
+            request_id = request.request_id or context.request_id.get() or ""
+            trace = request.trace_parent or current_traceparent()
+            pending.append(Pending(user, key, click, request_id, trace))
+        submitted = iter(await self.gate.submit_many(pending))
+        answers: list[mining_pb2.SubmitClickResponse | DomainError] = []
+        depth = -1
+        for index in range(len(requests)):
+            if index in refused:
+                answers.append(refused[index])
+                continue
+            key, result = requests[index].idempotency_key, next(submitted)
+            answers.append(_answer(key, result))
+            if result.outcome in (Outcome.QUEUED, Outcome.QUEUE_FULL):
+                depth = max(depth, result.depth)
+        if depth >= 0:
+            metrics.QUEUE_DEPTH.set(depth)
+        return answers
 
     async def GetClickStatus(
         self, request: mining_pb2.GetClickStatusRequest, context_: Context
@@ -167,6 +184,42 @@ class MiningService(mining_pb2_grpc.MiningServiceServicer):
 
     def _money(self, units: int) -> common_pb2.Money:
         return to_money(self.reward.currency, units, self.reward.decimals)
+
+
+def _answer(key: str, result: Submitted) -> mining_pb2.SubmitClickResponse | DomainError:
+    """What SubmitClick answers for one click's script result (counted)."""
+    outcome = result.outcome
+    if outcome is Outcome.QUEUED or outcome is Outcome.DEDUPLICATED:
+        deduplicated = outcome is Outcome.DEDUPLICATED
+        metrics.click_request("deduplicated" if deduplicated else "queued").inc()
+        return mining_pb2.SubmitClickResponse(
+            key=key,
+            state=mining_pb2.CLICK_STATE_QUEUED,
+            accepted_taps=result.accepted,
+            deduplicated=deduplicated,
+            queue_depth=result.depth,
+        )
+    if outcome is Outcome.KEY_REUSED:
+        metrics.click_request("key_reused").inc()
+        return IdempotencyKeyReused(
+            "this Idempotency-Key was used for another batch of taps; use a new key",
+            field="idempotency_key",
+        )
+    if outcome is Outcome.QUEUE_FULL:
+        metrics.click_request("queue_full").inc()
+        return QueueFull(
+            "the click queue is full; retry shortly", retry_after=result.retry_after_ms / 1000
+        )
+    reason = THROTTLE_REASONS[outcome]
+    metrics.click_request(reason).inc()
+    retry = result.retry_after_ms / 1000
+    return Throttled(_throttle_message(outcome, retry), reason=reason, retry_after=retry)
+
+
+def _result(answer: mining_pb2.SubmitClickResponse | DomainError) -> mining_pb2.SubmitClickResult:
+    if isinstance(answer, DomainError):
+        return mining_pb2.SubmitClickResult(error=click_error(answer))
+    return mining_pb2.SubmitClickResult(accepted=answer)
 
 
 def _throttle_message(outcome: Outcome, retry_seconds: float) -> str:

@@ -133,6 +133,11 @@ class WorkerSettings:
     grpc_timeout_seconds: float
     #: The dead-letter stream keeps about this many newest entries (XADD MAXLEN ~).
     dead_letter_max: int = 100_000
+    #: How often the outbox sweeper runs in each worker process.
+    outbox_sweep_seconds: float = 10.0
+    #: An outbox document this old is credited by the sweeper (the batch that
+    #: wrote it crashed, or the wallet refused it so far).
+    outbox_sweep_age_seconds: float = 30.0
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> WorkerSettings:
@@ -144,7 +149,7 @@ class WorkerSettings:
             reward=reward_from_env(env),
             wallet_service_addr=env.service_addr("WALLET_SERVICE_ADDR", "wallet"),
             concurrency=env.integer("MINING_WORKER_CONCURRENCY", 2, minimum=1, maximum=64),
-            batch_size=env.integer("MINING_WORKER_BATCH_SIZE", 500, minimum=1, maximum=1000),
+            batch_size=env.integer("MINING_WORKER_BATCH_SIZE", 500, minimum=1, maximum=10_000),
             block_ms=env.integer("MINING_WORKER_BLOCK_MS", 1000, minimum=1, maximum=60_000),
             claim_idle_ms=env.integer(
                 "MINING_WORKER_CLAIM_IDLE_MS", 30_000, minimum=10, maximum=3_600_000
@@ -158,5 +163,11 @@ class WorkerSettings:
             grpc_timeout_seconds=env.number("GRPC_TIMEOUT_SECONDS", 5.0, minimum=0.01),
             dead_letter_max=env.integer(
                 "MINING_DEAD_LETTER_MAX", 100_000, minimum=100, maximum=100_000_000
+            ),
+            outbox_sweep_seconds=env.number(
+                "MINING_OUTBOX_SWEEP_SECONDS", 10.0, minimum=0.01, maximum=3600
+            ),
+            outbox_sweep_age_seconds=env.number(
+                "MINING_OUTBOX_SWEEP_AGE_SECONDS", 30.0, minimum=0, maximum=86_400
             ),
         )

@@ -1,16 +1,21 @@
-"""The mining service's MongoDB database: click records and per-user totals.
+"""The mining service's MongoDB database: click records, per-user totals and
+the outbox of rewards owed to the wallet.
 
 - ``clicks``: one document per processed click, ``_id`` = the click id
   (``<user>:<key>``), so a click is recorded once however often a worker
-  retries it.
+  retries it; ``outbox_id`` names the outbox document that credits it.
 - ``miners``: one document per user with running totals.
+- ``outbox``: see :mod:`services.mining.outbox`.
 
-Neither has an index beyond ``_id``: no read looks clicks up by anything
-else, and every index is paid on the hottest write there is.
+None has an index beyond ``_id``: no read looks clicks up by anything
+else, the outbox holds only credits in flight, and every index is paid on
+the hottest write there is.
 
 :meth:`MiningStore.record` writes a whole batch in one transaction: the
-clicks not yet recorded are bulk-inserted and each user's totals get one
-``$inc`` for them, so totals always equal the sum of the click records.
+clicks not yet recorded are bulk-inserted, each user's totals get one
+``$inc`` for them and one outbox document owes their rewards, so totals
+always equal the sum of the click records and every recorded click is owed
+by exactly one outbox document (until the wallet confirms it).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
 from runtime.stores import is_duplicate_key
+from services.mining.outbox import Owed, owed_for
 
 Doc = dict[str, Any]
 
@@ -51,12 +57,27 @@ class MinerTotals:
     clicks: int
 
 
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """What :meth:`MiningStore.record` did with a batch."""
+
+    #: Clicks recorded now.
+    new: int
+    #: The outbox document of the clicks recorded now (None: they earn nothing).
+    owed: Owed | None
+    #: Outbox documents of the batch's clicks recorded by an earlier try.
+    earlier: frozenset[str]
+    #: Clicks recorded earlier by a worker from before the outbox, with a reward.
+    legacy: tuple[ClickRecord, ...]
+
+
 class MiningStore:
     def __init__(self, client: AsyncMongoClient[Doc], database: str) -> None:
         self.client = client
         db = client[database]
         self.clicks = db["clicks"]
         self.miners = db["miners"]
+        self.outbox = db["outbox"]
 
     async def totals(self, user_id: str) -> MinerTotals:
         doc = await self.miners.find_one({"_id": user_id})
@@ -64,44 +85,54 @@ class MiningStore:
             return MinerTotals(0, 0, 0)
         return MinerTotals(doc.get("taps", 0), doc.get("reward_units", 0), doc.get("clicks", 0))
 
-    async def record(self, records: Sequence[ClickRecord], now: datetime) -> int:
-        """Record the batch's clicks that are not recorded yet, with their totals,
-        in one transaction. Returns how many were new.
+    async def record(self, records: Sequence[ClickRecord], now: datetime) -> Recorded:
+        """Record the batch's clicks that are not recorded yet, with their totals
+        and their outbox document, in one transaction.
 
         The first try assumes the batch is new (the common case) and skips
         looking up what is recorded already; a duplicate click aborts it, and
-        the second try records only what is missing.
+        the second try records only what is missing and says which outbox
+        documents owe the clicks recorded before.
         """
         unique: dict[str, ClickRecord] = {}
         for record in records:
             unique.setdefault(record.id, record)
         if not unique:
-            return 0
+            return Recorded(0, None, frozenset(), ())
         try:
             return await self._transaction(lambda session: self._write(unique, now, session))
         except PyMongoError as error:
             if not is_duplicate_key(error):
                 raise
 
-        async def missing_only(session: AsyncClientSession) -> int:
-            known = {
-                doc["_id"]
+        async def missing_only(session: AsyncClientSession) -> Recorded:
+            known: dict[str, str | None] = {
+                doc["_id"]: doc.get("outbox_id")
                 async for doc in self.clicks.find(
-                    {"_id": {"$in": list(unique)}}, {"_id": 1}, session=session
+                    {"_id": {"$in": list(unique)}}, {"outbox_id": 1}, session=session
                 )
             }
             fresh = {key: record for key, record in unique.items() if key not in known}
-            return await self._write(fresh, now, session)
+            done = await self._write(fresh, now, session)
+            legacy = tuple(
+                unique[key]
+                for key, outbox in known.items()
+                if outbox is None and unique[key].reward_units > 0
+            )
+            earlier = frozenset(outbox for outbox in known.values() if outbox is not None)
+            return Recorded(done.new, done.owed, earlier, legacy)
 
         return await self._transaction(missing_only)
 
     async def _write(
         self, fresh: dict[str, ClickRecord], now: datetime, session: AsyncClientSession
-    ) -> int:
+    ) -> Recorded:
         if not fresh:
-            return 0
+            return Recorded(0, None, frozenset(), ())
+        owed = owed_for(fresh.values(), now)
+        outbox_id = None if owed is None else owed.id
         await self.clicks.insert_many(
-            [_click_doc(record, now) for record in fresh.values()], session=session
+            [_click_doc(record, now, outbox_id) for record in fresh.values()], session=session
         )
         per_user: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
         for record in fresh.values():
@@ -124,9 +155,13 @@ class MiningStore:
             ordered=False,
             session=session,
         )
-        return len(fresh)
+        if owed is not None:
+            await self.outbox.insert_one(owed.document(), session=session)
+        return Recorded(len(fresh), owed, frozenset(), ())
 
-    async def _transaction(self, write: Callable[[AsyncClientSession], Awaitable[int]]) -> int:
+    async def _transaction(
+        self, write: Callable[[AsyncClientSession], Awaitable[Recorded]]
+    ) -> Recorded:
         async with self.client.start_session() as session:
             return await session.with_transaction(
                 write,
@@ -135,8 +170,8 @@ class MiningStore:
             )
 
 
-def _click_doc(record: ClickRecord, now: datetime) -> Doc:
-    return {
+def _click_doc(record: ClickRecord, now: datetime, outbox_id: str | None) -> Doc:
+    doc: Doc = {
         "_id": record.id,
         "user_id": record.user_id,
         "key": record.key,
@@ -147,3 +182,6 @@ def _click_doc(record: ClickRecord, now: datetime) -> Doc:
         "stream_id": record.stream_id,
         "request_id": record.request_id,
     }
+    if outbox_id is not None:
+        doc["outbox_id"] = outbox_id
+    return doc

@@ -3,14 +3,21 @@
 Per batch (up to ``MINING_WORKER_BATCH_SIZE`` entries, per task):
 
 1. MongoDB, one transaction: the clicks not recorded yet are bulk-inserted
-   (``_id`` = click id) and each user's totals get one ``$inc``.
-2. ``Wallet.Credit``, one call: each click's reward, idempotent on
-   (``mining.click``, click id).
-3. Redis, one pipeline: statuses ``done``, ``XACK``, ``XDEL`` (the stream's
+   (``_id`` = click id), each user's totals get one ``$inc`` and one outbox
+   document owes their rewards, one line per user
+   (:mod:`services.mining.outbox`).
+2. ``Wallet.Credit``, one call (per 1000 users): one entry per user,
+   idempotent on (``mining.batch``, ``<outbox id>:<user>``).
+3. MongoDB: the outbox document is deleted (the wallet has it).
+4. Redis, one pipeline: statuses ``done``, ``XACK``, ``XDEL`` (the stream's
    length stays the backlog), active miners.
 
-Each step is safe to repeat, so a batch retried after a crash anywhere in it
-records and credits every click exactly once.
+Each step is safe to repeat, and a batch retried after a crash anywhere in
+it finds its clicks recorded and credits the outbox documents they name
+that are still there, so every click is recorded and credited exactly once.
+A sweeper in each worker process (every ``MINING_OUTBOX_SWEEP_SECONDS``)
+credits outbox documents older than ``MINING_OUTBOX_SWEEP_AGE_SECONDS``,
+so a credit committed in step 1 is posted even if its stream entry is lost.
 
 Failures:
 
@@ -39,7 +46,7 @@ import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -47,14 +54,14 @@ import redis.asyncio as aioredis
 import redis.exceptions
 from pymongo.errors import PyMongoError
 
-from minequest.common.v1 import common_pb2
-from minequest.wallet.v1 import wallet_pb2
 from runtime.errors import decode_rpc_error
 from runtime.log import Throttle
 from runtime.metrics import REDIS_LATENCY_MS
 from runtime.stores import STORE_OUTAGES
+from runtime.tracing import consumer_span
 from services.mining import metrics
 from services.mining.clicks import click_id, status_key
+from services.mining.outbox import Outbox, backlog
 from services.mining.settings import DEAD_LETTERS, GROUP, STREAM, WorkerSettings
 from services.mining.store import ClickRecord, MiningStore
 
@@ -64,10 +71,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 _LOG_THROTTLE = Throttle(5.0)
 
-CREDIT_SOURCE = "mining.click"
 ACTIVE_MINERS = "mining-active"
 ATTEMPTS = "mining-click-attempts"
 ACTIVE_WINDOW_MS = 300_000
+#: Outbox documents (whole batches) one sweep query takes.
+SWEEP_PAGE = 100
 _FINISH_LATENCY = REDIS_LATENCY_MS.labels(operation="mining_worker_finish")
 TRANSIENT_CODES = frozenset(
     {
@@ -150,8 +158,14 @@ class Worker:
         self.settings = settings
         self.redis = redis
         self.store = store
-        self.wallet = wallet
+        self.outbox = Outbox(
+            store.outbox, wallet, settings.reward.currency, settings.grpc_timeout_seconds
+        )
         self.stopping = asyncio.Event()
+        #: One mining transaction at a time per process: concurrent batches of
+        #: the same users would abort each other's totals (write conflicts);
+        #: the other steps of the batches still overlap.
+        self._recording = asyncio.Lock()
         #: Entries each task holds right now (handed back if it must stop).
         self._holding: dict[str, list[str]] = {}
 
@@ -168,6 +182,7 @@ class Worker:
         tasks = [asyncio.create_task(self._consume(name), name=name) for name in names]
         tasks.append(asyncio.create_task(self._reclaim(f"{self.settings.consumer}-reclaim")))
         tasks.append(asyncio.create_task(self._gauges()))
+        tasks.append(asyncio.create_task(self._sweep(), name=f"{self.settings.consumer}-sweep"))
         log.info("worker started", extra={"consumers": names, "stream": STREAM, "group": GROUP})
         await self.stopping.wait()
         grace = self.settings.service.shutdown_grace_seconds
@@ -273,23 +288,52 @@ class Worker:
             return
         # Kept when the task stops or is cancelled mid-batch: run() hands it back.
         self._holding[consumer] = [item.stream_id for item in parsed]
+        if await self._finish_batch(consumer, parsed):
+            del self._holding[consumer]
+
+    async def _attempt(self, consumer: str, parsed: list[Parsed]) -> None:
+        """One try at the batch. However long it takes (a big batch, a slow
+        store), its entries never look idle meanwhile, so no other worker takes
+        them over and does them twice. Between tries (backing off from an
+        outage) they do, so another worker can take over from a stuck one."""
+        ids = [item.stream_id for item in parsed]
+        keeper = asyncio.create_task(self._keep_claimed(consumer, ids))
+        try:
+            await self._apply(parsed)
+        finally:
+            keeper.cancel()
+
+    async def _keep_claimed(self, consumer: str, stream_ids: list[str]) -> None:
+        """Reset the idle time of entries this consumer is working on, every
+        third of the claim timeout (``XCLAIM ... JUSTID``, which moves nothing)."""
+        interval = max(0.05, self.settings.claim_idle_ms / 3000)
+        while True:
+            await asyncio.sleep(interval)
+            ids: list[Any] = list(stream_ids)
+            with contextlib.suppress(redis.exceptions.RedisError):
+                await self.redis.xclaim(
+                    STREAM, GROUP, consumer, min_idle_time=0, message_ids=ids, justid=True
+                )
+
+    async def _finish_batch(self, consumer: str, parsed: list[Parsed]) -> bool:
+        """Apply the batch; False when stopping interrupted a transient retry
+        (the batch is then handed back)."""
         delay = 0.2
         while True:
             try:
-                await self._apply(parsed)
-                break
+                await self._attempt(consumer, parsed)
+                return True
             except Exception as error:
                 if not transient(error):
                     for item in parsed:
                         await self._alone(item)
-                    break
+                    return True
                 metrics.retried(error_code(error)).inc()
                 self._warn("transient", "batch failed, retrying", error)
                 if self.stopping.is_set():
-                    return
+                    return False
                 await self._sleep(delay * (0.5 + random.random()))  # noqa: S311
                 delay = min(delay * 2, 5.0)
-        del self._holding[consumer]
 
     async def _alone(self, item: Parsed) -> None:
         try:
@@ -309,26 +353,40 @@ class Worker:
             self._warn("entry", "entry failed, will retry", error)
 
     async def _apply(self, batch: Sequence[Parsed]) -> None:
+        # One span per batch: a click's own trace when the batch holds one
+        # click, else linked to every click's trace (``tp``, set at accept time).
+        with consumer_span("mining.worker.batch", (item.fields.get("tp", "") for item in batch)):
+            await self._apply_traced(batch)
+
+    async def _apply_traced(self, batch: Sequence[Parsed]) -> None:
         records = [item.record for item in batch]
-        await self.store.record(records, datetime.now(UTC))
-        credits = [
-            wallet_pb2.CreditEntry(
-                user_id=record.user_id,
-                amount=common_pb2.Money(
-                    currency=self.settings.reward.currency, units=record.reward_units
-                ),
-                source=CREDIT_SOURCE,
-                source_id=record.id,
-                memo=f"{record.taps} taps",
-            )
-            for record in records
-            if record.reward_units > 0
-        ]
-        if credits:
-            await self.wallet.Credit(
-                wallet_pb2.CreditRequest(entries=credits),
-                timeout=self.settings.grpc_timeout_seconds,
-            )
+        started = time.perf_counter()
+        async with self._recording:
+            recorded = await self.store.record(records, datetime.now(UTC))
+        owed = await self.outbox.pending(recorded.earlier)
+        if recorded.owed is not None:
+            owed.append(recorded.owed)
+        stored = time.perf_counter()
+        await self.outbox.credit(owed, recorded.legacy)
+        credited = time.perf_counter()
+        await self.outbox.settle(owed)
+        await self._finish(batch)
+        done = time.perf_counter()
+        log.info(
+            "batch done",
+            extra={
+                "entries": len(batch),
+                "users": len({record.user_id for record in records}),
+                "duration_ms": round((done - started) * 1000, 1),
+                "mongodb_ms": round((stored - started) * 1000, 1),
+                "wallet_ms": round((credited - stored) * 1000, 1),
+                "finish_ms": round((done - credited) * 1000, 1),
+            },
+        )
+
+    async def _finish(self, batch: Sequence[Parsed]) -> None:
+        """Statuses done, entries acknowledged and deleted (every credit is posted)."""
+        records = [item.record for item in batch]
         now = int(time.time() * 1000)
         ttl = self.settings.status_ttl_seconds
         ids = [item.stream_id for item in batch]
@@ -347,6 +405,34 @@ class Worker:
         metrics.PROCESSED.inc(len(batch))
         oldest = min(record.accepted_at for record in records)
         metrics.LAG.set(max(0.0, now / 1000 - oldest.timestamp()))
+
+    async def sweep_outbox(self) -> int:
+        """One sweeper pass: credit outbox documents older than the sweep age
+        (a batch that crashed after its transaction, or a credit the wallet
+        refused); returns how many were credited."""
+        age = timedelta(seconds=self.settings.outbox_sweep_age_seconds)
+        credited = 0
+        while True:
+            report = await self.outbox.sweep(datetime.now(UTC) - age, SWEEP_PAGE)
+            credited += report.credited
+            if report.credited:
+                metrics.OUTBOX_SWEPT.inc(report.credited)
+                log.info("swept outbox credits", extra={"credited": report.credited})
+            if report.failed or report.credited < SWEEP_PAGE or self.stopping.is_set():
+                break
+        left = await backlog(self.outbox.collection, datetime.now(UTC))
+        metrics.OUTBOX_PENDING.set(left.documents)
+        return credited
+
+    async def _sweep(self) -> None:
+        while not self.stopping.is_set():
+            await self._sleep(self.settings.outbox_sweep_seconds)
+            if self.stopping.is_set():
+                break
+            try:
+                await self.sweep_outbox()
+            except Exception as error:
+                self._warn("sweep", "outbox sweep failed; the next one retries", error)
 
     async def _dead_letter(
         self, stream_id: str, fields: dict[str, str], code: str, detail: str, attempts: int

@@ -1,7 +1,9 @@
 """Chaos: clicks under load while a worker is SIGKILLed and restarted, and
-later the wallet. After the backlog drains, every click answered 202 is
-credited exactly once with its reward, nothing else is credited, the ledger
-reconciles, and no stream entry is left pending or dead."""
+later the wallet. After the backlog drains, the exactly-once audit holds
+(every recorded click credited once, in its batch's per-user entry, nothing
+owed left in the outbox), every click answered 202 is credited with its
+reward, nothing else is credited, the ledger reconciles, and no stream
+entry is left pending or dead."""
 
 from __future__ import annotations
 
@@ -19,8 +21,9 @@ from dataclasses import dataclass
 import httpx
 import pytest
 import redis as sync_redis
-from pymongo import MongoClient
 
+from runtime.stores import mongo_client
+from services.mining.audit import Audit, audit
 from services.mining.settings import DEAD_LETTERS, GROUP, STREAM
 from tests.e2e.conftest import ROOT, Stack, start_stack
 
@@ -105,6 +108,17 @@ def _drained(redis: sync_redis.Redis, seconds: float) -> None:
     raise AssertionError(f"backlog not drained: {redis.xlen(STREAM)} entries left")
 
 
+async def _audit(stack: Stack) -> Audit:
+    client = mongo_client(stack.env["MONGODB_URI"], app_name="tests")
+    try:
+        return await audit(
+            client[stack.env["MINING_MONGODB_DATABASE"]],
+            client[stack.env["WALLET_MONGODB_DATABASE"]],
+        )
+    finally:
+        await client.close()
+
+
 def test_killed_workers_and_wallet_lose_and_double_nothing(chaos_stack: Stack) -> None:
     stack = chaos_stack
     sent: list[Sent] = []
@@ -139,26 +153,16 @@ def test_killed_workers_and_wallet_lose_and_double_nothing(chaos_stack: Stack) -
     assert accepted_at, outcomes
     assert accepted_at[0] < first_kill < wallet_killed < accepted_at[-1], outcomes
 
-    mongo: MongoClient[dict[str, object]] = MongoClient(stack.env["MONGODB_URI"])
-    try:
-        entries = list(
-            mongo[stack.env["WALLET_MONGODB_DATABASE"]]["entries"].find(
-                {"source": "mining.click"}, {"source_id": 1, "amount": 1}
-            )
-        )
-        clicks = mongo[stack.env["MINING_MONGODB_DATABASE"]]["clicks"].count_documents({})
-    finally:
-        mongo.close()
-    credited = Counter(str(entry["source_id"]) for entry in entries)
-    assert [k for k, n in credited.items() if n > 1] == []  # nothing twice
+    audited = asyncio.run(_audit(stack))
+    assert audited.settled, audited  # no double, no missing, no wrong amount, nothing owed
+    credited = audited.credited_clicks
     missing = set(accepted) - set(credited)
     assert missing == set(), f"{len(missing)} accepted clicks not credited; {outcomes}"
     unknown = {f"{s.user_id}:{s.key}" for s in sent if s.status == 0}
     assert set(credited) - set(accepted) - unknown == set()  # nothing refused is credited
     assert not refused & set(credited)
-    amounts = {str(entry["source_id"]): entry["amount"] for entry in entries}
-    assert all(amounts[k] == taps * UNITS_PER_TAP for k, taps in accepted.items())
-    assert clicks == len(credited)
+    assert all(credited[k] == taps * UNITS_PER_TAP for k, taps in accepted.items())
+    assert audited.clicks == len(credited)
 
     assert dead_letters == 0
     reconcile = subprocess.run(

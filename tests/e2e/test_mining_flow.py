@@ -4,6 +4,9 @@ replays change nothing; backpressure answers 503 and an exhausted user 429."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -226,3 +229,76 @@ def test_an_exhausted_user_gets_429_with_the_refill_time(tight_stack: Stack) -> 
 
 def _rfc3339(ms: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms / 1000)) + f".{ms % 1000:03d}Z"
+
+
+def _json_lines(text: str) -> list[dict[str, Any]]:
+    lines = []
+    for line in text.splitlines():
+        with contextlib.suppress(ValueError):
+            lines.append(json.loads(line[line.index("{") :]))
+    return lines
+
+
+def _batch_metrics(stack: Stack) -> tuple[float, float]:
+    text = httpx.get(f"http://127.0.0.1:{stack.metrics_port}/metrics", timeout=5).text
+    values = {
+        line.split(" ")[0]: float(line.split(" ")[1])
+        for line in text.splitlines()
+        if line.startswith(("gateway_click_batch_size_count", "gateway_click_batch_size_sum"))
+    }
+    return values["gateway_click_batch_size_count"], values["gateway_click_batch_size_sum"]
+
+
+def test_concurrent_clicks_are_sent_together_and_each_is_answered_and_credited(
+    stack: Stack, client: httpx.Client
+) -> None:
+    """Forty users click at once: the gateway sends their clicks to the mining
+    service in fewer calls than clicks, every click still gets its own 202 and
+    its own credit, and a replay in the crowd is still its own 200."""
+    users = [uuid.uuid4().hex for _ in range(40)]
+    tokens = [stack.token_for(user) for user in users]
+    keys = [uuid.uuid4().hex for _ in users]
+    first = click(client, tokens[0], keys[0])
+    assert first.status_code == 202, first.text
+    calls_before, clicks_before = _batch_metrics(stack)
+
+    async def crowd() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=stack.base_url, timeout=30) as http:
+            return await asyncio.gather(
+                *(
+                    http.post(
+                        "/api/mining/click",
+                        json={"count": 2},
+                        headers={"Authorization": f"Bearer {token}", "Idempotency-Key": key},
+                    )
+                    for token, key in zip(tokens, keys, strict=True)
+                )
+            )
+
+    answers = asyncio.run(crowd())
+    # The first key was sent with another count before: 422; the rest are new.
+    problem(answers[0], 422, "idempotency_key_reused")
+    for answer, key in zip(answers[1:], keys[1:], strict=True):
+        assert answer.status_code == 202, answer.text
+        assert answer.json() == {"key": key, "status": "queued", "acceptedTaps": 2}
+    calls, clicks = _batch_metrics(stack)
+    assert clicks - clicks_before == 40
+    # Each queued click's access line says how deep the queue was.
+    logged = {
+        line.get("idempotencyKey"): line
+        for line in _json_lines(stack.log("gateway"))
+        if line.get("logger") == "gateway.access" and line.get("route") == "/api/mining/click"
+    }
+    assert all(logged[key]["queueDepth"] >= 1 for key in keys[1:]), logged
+    assert calls - calls_before < 40
+    for token, key in zip(tokens[1:], keys[1:], strict=True):
+        assert wait_done(client, token, key)["reward"]["units"] == "200000"
+    assert mqc_balance(client, tokens[0]) == "0.00100000"
+    assert mqc_balance(client, tokens[1]) == "0.00200000"
+
+
+def test_an_explicit_zero_count_is_refused(stack: Stack, client: httpx.Client) -> None:
+    token = stack.token_for(uuid.uuid4().hex)
+    refused = click(client, token, uuid.uuid4().hex, {"count": 0})
+    assert problem(refused, 400, "invalid_field")["field"] == "count"
+    assert click(client, token, uuid.uuid4().hex, {}).json()["acceptedTaps"] == 1

@@ -11,6 +11,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -147,14 +148,23 @@ def leases_in(store: sync_redis.Redis) -> set[bytes]:
     return leases
 
 
+def _descendants(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    children = [int(child) for child in path.read_text().split()] if path.exists() else []
+    return [grandchild for child in children for grandchild in _descendants(child)] + children
+
+
 def test_a_gateway_killed_mid_request_leaves_a_lease_that_expires(
     guarded: Stack, client: httpx.Client, mailbox: Mailbox
 ) -> None:
     """Claim taken, gateway SIGKILLed before it could store the answer: the
     retry is told to wait while the lease lives, then runs."""
     session: Session = login(client, mailbox)
-    # the gateway holds the public keys before the service is frozen
-    assert client.get("/api/auth/me", headers=session.auth).status_code == 200
+    # Every gateway process holds the public keys before the service is frozen
+    # (new connections are spread over the processes).
+    for _ in range(16):
+        with guarded.client() as fresh:
+            assert fresh.get("/api/auth/me", headers=session.auth).status_code == 200
     headers = session.auth | {"Idempotency-Key": "crash-1"}
     body = {"username": "crashy"}
     auth = guarded.child("auth").process
@@ -176,7 +186,11 @@ def test_a_gateway_killed_mid_request_leaves_a_lease_that_expires(
             while not (leases := leases_in(store)):
                 assert time.monotonic() < deadline, "the request never claimed its key"
                 time.sleep(0.02)
+        # Every gateway process at once (GATEWAY_WORKERS: the parent and its
+        # workers), as an OOM kill or a lost machine would.
         gateway = guarded.child("gateway").process
+        for pid in _descendants(gateway.pid):
+            os.kill(pid, signal.SIGKILL)
         gateway.kill()
         gateway.wait()
     finally:

@@ -292,3 +292,70 @@ class gate_for:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.redis.close()
+
+
+async def test_a_batch_answers_each_click_as_submit_click_would(
+    mongodb_uri: str, redis_url: str, database_name: str, redis: aioredis.Redis
+) -> None:
+    """One SubmitClicks call: clicks of several users, one invalid, one replayed,
+    one key reused with another batch, the same user twice (the second sees the
+    energy the first left)."""
+    config = settings(
+        mongodb_uri,
+        redis_url,
+        database_name,
+        MINING_ENERGY_MAX="10",
+        MINING_MAX_TAPS_PER_SECOND="1000",
+    )
+    async with mining_channel(config) as channel:
+        mining = mining_pb2_grpc.MiningServiceStub(channel)
+        tired, other, replayed = user(), user(), key()
+        await mining.SubmitClick(pb.SubmitClickRequest(user_id=other, idempotency_key=replayed))
+        before = await redis.xlen(STREAM)
+        clicks = [
+            pb.SubmitClickRequest(user_id=tired, idempotency_key=key(), count=8),
+            pb.SubmitClickRequest(user_id=tired, idempotency_key=key(), count=8),
+            pb.SubmitClickRequest(user_id=tired, idempotency_key=key(), count=1),
+            pb.SubmitClickRequest(user_id=other, idempotency_key=key(), count=-1),
+            pb.SubmitClickRequest(user_id=other, idempotency_key=replayed),
+            pb.SubmitClickRequest(user_id=other, idempotency_key=replayed, count=3),
+            pb.SubmitClickRequest(user_id=other, idempotency_key=key(), count=2),
+        ]
+        reply = await mining.SubmitClicks(pb.SubmitClicksRequest(clicks=clicks))
+
+    results = list(reply.results)
+    assert len(results) == len(clicks)
+    assert [r.WhichOneof("outcome") for r in results] == [
+        "accepted", "accepted", "error", "error", "accepted", "error", "accepted"
+    ]  # fmt: skip
+    assert results[0].accepted.accepted_taps == 8
+    assert results[0].accepted.key == clicks[0].idempotency_key
+    assert results[1].accepted.accepted_taps == 2  # what the first left of 10
+    exhausted = results[2].error
+    assert (exhausted.code, exhausted.reason) == (
+        grpc.StatusCode.RESOURCE_EXHAUSTED.value[0],
+        "energy_exhausted",
+    )
+    assert exhausted.retry_after.seconds >= 1
+    invalid = results[3].error
+    assert (invalid.code, invalid.reason, invalid.field) == (
+        grpc.StatusCode.INVALID_ARGUMENT.value[0],
+        "invalid_click",
+        "count",
+    )
+    assert results[4].accepted.deduplicated
+    reused = results[5].error
+    assert (reused.code, reused.reason) == (
+        grpc.StatusCode.ALREADY_EXISTS.value[0],
+        "idempotency_key_reused",
+    )
+    assert results[6].accepted.accepted_taps == 2
+    assert await redis.xlen(STREAM) == before + 3
+
+
+async def test_a_batch_over_the_limit_is_refused_whole(mining: Stub, redis: aioredis.Redis) -> None:
+    before = await redis.xlen(STREAM)
+    clicks = [pb.SubmitClickRequest(user_id=user(), idempotency_key=key()) for _ in range(501)]
+    info = await refused(mining.SubmitClicks(pb.SubmitClicksRequest(clicks=clicks)))
+    assert (info.code, info.field) == (grpc.StatusCode.INVALID_ARGUMENT, "clicks")
+    assert await redis.xlen(STREAM) == before

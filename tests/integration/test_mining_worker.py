@@ -5,15 +5,13 @@ poison entries are dead-lettered, and the inspection CLI sees all of it."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -21,131 +19,30 @@ import grpc
 import pytest
 import redis.asyncio as aioredis
 import redis.exceptions
-from pymongo import AsyncMongoClient
 
 from minequest.mining.v1 import mining_pb2 as pb
-from minequest.mining.v1 import mining_pb2_grpc
 from minequest.wallet.v1 import wallet_pb2, wallet_pb2_grpc
 from runtime.embedded import free_port
-from runtime.stores import mongo_client
 from services.mining.inspection import inspect, render, replay_dead
 from services.mining.metrics import RETRIED
-from services.mining.settings import DEAD_LETTERS, GROUP, STREAM, MiningSettings, WorkerSettings
-from services.mining.store import MiningStore
-from services.mining.worker import Worker
-from services.wallet.reconcile import reconcile
-from services.wallet.server import wallet_lifespan
-from services.wallet.store import WalletStore
-from tests.integration.conftest import (
-    mining_channel,
-    mining_env,
-    served_address,
-    wallet_settings,
+from services.mining.settings import DEAD_LETTERS, GROUP, STREAM
+from tests.integration.mining_pipeline import (
+    UNITS_PER_TAP,
+    Pipeline,
+    open_pipeline,
+    until,
+    wallet_retried,
 )
 
 pytestmark = pytest.mark.integration
-
-UNITS_PER_TAP = 100_000  # the default 0.001 MQC with 8 decimals
-
-
-@dataclass
-class Pipeline:
-    mining: Any
-    wallet: Any
-    redis: aioredis.Redis
-    mongo: AsyncMongoClient[dict[str, Any]]
-    env: dict[str, str]
-    wallet_addr: str
-    database: str
-    wallet_database: str
-
-    def worker_settings(self, **extra: str) -> WorkerSettings:
-        return WorkerSettings.from_env(
-            mining_env(
-                self.env["MONGODB_URI"],
-                self.env["REDIS_URL"],
-                self.database,
-                **{
-                    "WALLET_SERVICE_ADDR": self.wallet_addr,
-                    "MINING_WORKER_BLOCK_MS": "50",
-                    "SHUTDOWN_GRACE_SECONDS": "5",
-                    **extra,
-                },
-            )
-        )
-
-    @contextlib.asynccontextmanager
-    async def worker(self, **extra: str) -> AsyncIterator[Worker]:
-        settings = self.worker_settings(**extra)
-        channel = grpc.aio.insecure_channel(settings.wallet_service_addr)
-        worker = Worker(
-            settings,
-            self.redis,
-            MiningStore(self.mongo, self.database),
-            wallet_pb2_grpc.WalletServiceStub(channel),
-        )
-        await worker.ensure_group()
-        task = asyncio.create_task(worker.run())
-        try:
-            yield worker
-        finally:
-            worker.stopping.set()
-            await asyncio.wait_for(task, 30)
-            await channel.close()
-
-    async def click(self, user_id: str, key: str, count: int = 1) -> Any:
-        return await self.mining.SubmitClick(
-            pb.SubmitClickRequest(user_id=user_id, idempotency_key=key, count=count)
-        )
-
-    async def balance_units(self, user_id: str) -> int:
-        reply = await self.wallet.GetBalance(wallet_pb2.GetBalanceRequest(user_id=user_id))
-        return sum(b.available_units for b in reply.balances if b.currency == "MQC")
-
-    async def drained(self) -> None:
-        await until(self._empty, 20.0)
-
-    async def _empty(self) -> bool:
-        pending = await self.redis.xpending(STREAM, GROUP)
-        return await self.redis.xlen(STREAM) == 0 and pending["pending"] == 0
-
-
-async def wallet_retried(times: float) -> bool:
-    """Whether workers have retried batches for a missing wallet ``times`` times."""
-    return bool(RETRIED.labels(error_code="wallet_unavailable")._value.get() >= times)
-
-
-async def until(check: Callable[[], Awaitable[bool]], seconds: float) -> None:
-    deadline = asyncio.get_running_loop().time() + seconds
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.05)
 
 
 @pytest.fixture
 async def pipeline(
     mongodb_uri: str, redis_url: str, database_name: str, redis: aioredis.Redis
 ) -> AsyncIterator[Pipeline]:
-    wallet_db = f"{database_name}_wallet"
-    mongo = mongo_client(mongodb_uri, app_name="tests")
-    config = MiningSettings.from_env(mining_env(mongodb_uri, redis_url, database_name))
-    async with (
-        served_address(wallet_lifespan(wallet_settings(mongodb_uri, wallet_db))) as wallet_addr,
-        mining_channel(config) as mining_ch,
-        grpc.aio.insecure_channel(wallet_addr) as wallet_ch,
-    ):
-        yield Pipeline(
-            mining=mining_pb2_grpc.MiningServiceStub(mining_ch),
-            wallet=wallet_pb2_grpc.WalletServiceStub(wallet_ch),
-            redis=redis,
-            mongo=mongo,
-            env={"MONGODB_URI": mongodb_uri, "REDIS_URL": redis_url},
-            wallet_addr=wallet_addr,
-            database=database_name,
-            wallet_database=wallet_db,
-        )
-    await mongo.close()
+    async with open_pipeline(mongodb_uri, redis_url, database_name, redis) as opened:
+        yield opened
 
 
 async def test_clicks_are_recorded_credited_and_done(pipeline: Pipeline) -> None:
@@ -174,6 +71,17 @@ async def test_clicks_are_recorded_credited_and_done(pipeline: Pipeline) -> None
         status = await pipeline.mining.GetClickStatus(pb.GetClickStatusRequest(user_id=uid, key=k))
         assert (status.state, status.reward_units) == (pb.CLICK_STATE_DONE, taps * UNITS_PER_TAP)
         assert status.reward.amount == f"{taps * UNITS_PER_TAP / 1e8:.8f}"
+    # The wallet holds one entry per user per batch (at most 5 batches of 7), not one per click.
+    history = await pipeline.wallet.ListLedgerEntries(
+        wallet_pb2.ListLedgerEntriesRequest(user_id=users[0])
+    )
+    assert {entry.source for entry in history.entries} == {"mining.batch"}
+    assert len(history.entries) <= 5
+    memos = [entry.memo for entry in history.entries]
+    assert sum(int(memo.split(" clicks")[0]) for memo in memos) == 10, memos
+    audited = await pipeline.audit()
+    assert audited.settled, audited
+    assert (audited.clicks, audited.credited_units) == (30, sum(sent.values()) * UNITS_PER_TAP)
 
 
 async def test_a_batch_processed_twice_changes_nothing(pipeline: Pipeline) -> None:
@@ -195,8 +103,8 @@ async def test_a_batch_processed_twice_changes_nothing(pipeline: Pipeline) -> No
     miner = await db["miners"].find_one({"_id": uid})
     assert miner is not None
     assert miner["taps"] == 10
-    report = await reconcile(WalletStore(pipeline.mongo, pipeline.wallet_database))
-    assert report.differences == ()
+    assert await pipeline.reconciled()
+    assert (await pipeline.audit()).settled
 
 
 async def test_a_dead_consumers_entries_are_reclaimed(pipeline: Pipeline) -> None:
@@ -253,6 +161,10 @@ async def test_poison_entries_go_to_dead_letters_and_can_be_replayed(
         status = await pipeline.mining.GetClickStatus(pb.GetClickStatusRequest(user_id=uid, key=k))
         assert status.state == pb.CLICK_STATE_FAILED
     assert await pipeline.balance_units(uid) == 0
+    # The good click is recorded and its credit owed in the outbox, not lost.
+    audited = await pipeline.audit()
+    assert audited.exactly_once, audited
+    assert (audited.outbox_pending, audited.pending_units) == (1, 2 * UNITS_PER_TAP)
     text = render(await inspect(pipeline.redis))
     assert "dead letters (mining-clicks-dead): 2" in text
     assert "unknown_currency after 3 attempt(s)" in text
@@ -267,6 +179,7 @@ async def test_poison_entries_go_to_dead_letters_and_can_be_replayed(
     status = await pipeline.mining.GetClickStatus(pb.GetClickStatusRequest(user_id=uid, key=good))
     assert status.state == pb.CLICK_STATE_DONE
     assert await pipeline.redis.xlen(DEAD_LETTERS) == 1
+    assert (await pipeline.audit()).settled
 
 
 async def test_a_wallet_outage_is_waited_out_not_dead_lettered(pipeline: Pipeline) -> None:
@@ -287,7 +200,7 @@ async def test_a_wallet_outage_is_waited_out_not_dead_lettered(pipeline: Pipelin
         await asyncio.sleep(0.5)  # more failed attempts against the missing wallet
         assert await pipeline.redis.xlen(DEAD_LETTERS) == 0
         assert await pipeline.balance_units(uid) == 0
-        worker.wallet = wallet_pb2_grpc.WalletServiceStub(live)  # the wallet is back
+        worker.outbox.wallet = wallet_pb2_grpc.WalletServiceStub(live)  # the wallet is back
         await pipeline.drained()
     assert await pipeline.balance_units(uid) == 3 * UNITS_PER_TAP
     assert await pipeline.redis.xlen(DEAD_LETTERS) == 0
@@ -337,7 +250,14 @@ async def test_the_cli_reports_and_replays(pipeline: Pipeline, redis_url: str) -
     shown = await asyncio.to_thread(run_cli, redis_url, "inspect", "--json")
     assert shown.returncode == 0, shown.stderr
     report = json.loads(shown.stdout)
-    assert (report["length"], report["dead_letters"]) == (0, 1)
+    assert (report["length"], report["dead_letters"], report["outbox"]) == (0, 1, None)
+    mining_db = {
+        "MONGODB_URI": pipeline.env["MONGODB_URI"],
+        "MINING_MONGODB_DATABASE": pipeline.database,
+    }
+    shown = await asyncio.to_thread(run_cli, redis_url, "inspect", "--json", **mining_db)
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["outbox"]["documents"] == 0
     assert report["recent_dead_letters"][0]["error_code"] == "malformed_entry"
     assert report["groups"][0]["name"] == GROUP
     replayed = await asyncio.to_thread(run_cli, redis_url, "replay-dead", "--count", "1")
@@ -397,3 +317,42 @@ def test_a_worker_whose_metrics_port_is_taken_says_which_variable(
         )
     assert result.returncode == 2, result.stderr
     assert f"MINING_WORKER_METRICS_PORT: cannot listen on {port}" in result.stderr
+
+
+async def test_a_live_workers_long_batch_is_not_taken_over(pipeline: Pipeline) -> None:
+    """A try that takes longer than the claim timeout (here: the wallet's
+    address accepts connections and never answers, until the 3 s deadline)
+    keeps its entries claimed, so another worker does not take them over and
+    do them twice; once that worker stops, the other credits them."""
+    uid = uuid.uuid4().hex
+    for _ in range(3):
+        await pipeline.click(uid, uuid.uuid4().hex)
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        address = f"127.0.0.1:{silent.getsockname()[1]}"
+        async with pipeline.worker(
+            WALLET_SERVICE_ADDR=address,
+            GRPC_TIMEOUT_SECONDS="3",
+            MINING_WORKER_CLAIM_IDLE_MS="150",
+            MINING_WORKER_NAME="slow",
+        ):
+            await until(lambda: _pending_with(pipeline, "slow", 3), 5)
+            async with pipeline.worker(
+                MINING_WORKER_CLAIM_IDLE_MS="150", MINING_WORKER_NAME="live"
+            ):
+                await asyncio.sleep(1.5)  # ten claim timeouts, inside the slow try
+                assert await _pending_with(pipeline, "slow", 3)
+                assert await pipeline.balance_units(uid) == 0
+    # "slow" has stopped and handed its batch back.
+    async with pipeline.worker(MINING_WORKER_CLAIM_IDLE_MS="150"):
+        await pipeline.drained()
+    assert await pipeline.balance_units(uid) == 3 * UNITS_PER_TAP
+    assert (await pipeline.audit()).settled
+
+
+async def _pending_with(pipeline: Pipeline, name: str, count: int) -> bool:
+    """Whether exactly ``count`` entries are pending, all with consumers of ``name``."""
+    pending: Any = await pipeline.redis.xpending_range(STREAM, GROUP, "-", "+", 100)
+    owners = {str(entry["consumer"]).rsplit("-", 1)[0] for entry in pending}
+    return len(pending) == count and owners == {name}

@@ -67,7 +67,9 @@ def test_bad_settings_name_the_variable(name: str, value: str) -> None:
 
 def test_worker_settings_are_checked_too() -> None:
     with pytest.raises(ConfigError, match="MINING_WORKER_BATCH_SIZE"):
-        WorkerSettings.from_env(Env({**BASE, "MINING_WORKER_BATCH_SIZE": "5000"}))
+        WorkerSettings.from_env(Env({**BASE, "MINING_WORKER_BATCH_SIZE": "50000"}))
+    with pytest.raises(ConfigError, match="MINING_OUTBOX_SWEEP_SECONDS"):
+        WorkerSettings.from_env(Env({**BASE, "MINING_OUTBOX_SWEEP_SECONDS": "0"}))
 
 
 @pytest.mark.parametrize(
