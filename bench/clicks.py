@@ -1,361 +1,204 @@
-"""Launch day on this machine: the whole click pipeline under load, and its ceiling.
+"""Launch day on this machine: the whole click pipeline under load, side by side
+with its ceiling and with seed 000's own design, in one run.
 
-Three variants in one run, side by side, each loaded the same way (wrk,
-``bench/wrk/clicks.lua``: ``--users`` users' access tokens in rotation, a
-unique ``Idempotency-Key`` and ``{"count":1}`` per request, so every request
-is a new click):
+    python -m bench.clicks                          # ceiling, defaults, seed: ~5 minutes
+    python -m bench.clicks --quick                  # a smoke run, ~1.5 minutes
+    python -m bench.clicks --variants defaults,1-gateway,unbatched
+    python -m bench.clicks --variant 'w4:GATEWAY_WORKERS=4,MINING_WORKER_CONCURRENCY=8'
+    python -m bench.clicks --profile gateway,mining,mining-worker,wallet,mongodb
 
-  (ceiling) a bare Starlette endpoint making one grpc.aio unary call to an
-            echo gRPC service (``bench/apps/echo.py``): what one HTTP request
-            plus one gRPC call costs in Python here, with no work behind it;
-  (1 gw)    the whole stack: auth, wallet, the mining service, ``--workers``
-            mining worker processes and one gateway (``python -m gateway``);
-  (2 gw)    the same stack behind two gateway processes (two ports, two wrk
-            instances with half the connections each).
+Every variant is loaded the same way: wrk (``bench/wrk/post.lua``), 32
+connections, ``--users`` users' access tokens in rotation, a fresh
+``Idempotency-Key`` and ``{"count":1}`` per request, so every request is a new
+click; only the per-IP tier is opened (all load comes from 127.0.0.1).
 
-Per stack variant: accepted clicks/s (202), the share of 429 and 503, the
-gateway's p50/p95/p99, how fast the workers drain (``mining_worker_processed_total``
-during the load and after it), the backlog (``XLEN mining-clicks``) when the
-load stops and how long it takes to drain, and each process's CPU. After the
-runs every click is checked: MongoDB click records and wallet ledger entries
-(``source = mining.click``) against the clicks the mining service queued, and
-duplicates (entries - distinct click ids).
+- **ceiling**: a bare Starlette endpoint making one grpc.aio unary call to an
+  echo service (``bench/apps/echo.py``): one HTTP request plus one gRPC call
+  in Python here, with no work behind it.
+- **a suite variant** is an environment laid over ``make dev``'s plan
+  (``tools.dev``): the whole suite on fresh embedded stores, every process as
+  ``make dev`` runs it (:data:`VARIANTS`; ``--variant`` adds one).
+- **seed 000**: its own design (Node/Express + BullMQ + a MongoDB worker),
+  run by ``../shared/peers/seed_node.py`` when that file exists (``--seed``).
 
-The per-IP tier is opened up (all load comes from 127.0.0.1); the per-user
-(5/s, burst 10) and global tiers and the tap rules stay as shipped, so with
-few users the per-user bucket refuses (429), with many the machine is the limit.
-
-    python -m bench.clicks                        # about 4 minutes
-    python -m bench.clicks --quick                # a smoke run, about 1.5 minutes
-    python -m bench.clicks --profile gateway,mining,worker,wallet,mongo
-
-``--profile`` adds one more loaded run (1 gateway) with py-spy recording the
-named processes and prints where their time goes. Needs wrk (``apt-get
-install -y wrk``) and, for ``--profile``, py-spy (the ``bench`` extra). Redis
-and MongoDB are embedded servers unless REDIS_URL / MONGODB_URI are set. Only
-127.0.0.1 is ever loaded; every process started is stopped on exit or Ctrl-C.
+Per variant: accepted clicks/s (202), p50/p99, the drain during the load
+(stream entries the workers finished per second) and the backlog when the
+load stops as a share of what was accepted, CPU per accepted-and-credited
+click across all processes (from the load's start until the backlog is
+drained, read from ``/proc``) and per process; then the exactly-once audit
+(``services.mining.audit``): duplicates 0 and every queued click credited.
+Goals (issue "Launch day on one box") are printed MET/MISSED.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
-import os
-import shutil
+import math
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-if __package__ in (None, ""):  # run as ``python bench/clicks.py``
-    sys.path.insert(0, str(ROOT))
-
-from bench.gateway_overhead import (  # noqa: E402 - after the path fix above
+from bench.harness.cpu import CpuMeter
+from bench.harness.load import LoadResult, Wrk
+from bench.harness.processes import (
+    ROOT,
     Child,
-    Credentials,
-    Server,
-    Variant,
+    UvicornServer,
     base_env,
     http_call,
-    machine,
-    mint_tokens,
-    print_top,
-    read_stacks,
-    redis_with_db,
     run_in_work_folder,
     wait_for_port,
 )
-from runtime.embedded import free_port  # noqa: E402
-from tools import pki  # noqa: E402
+from bench.harness.profiling import Recorder, print_top, py_spy, read_stacks
+from bench.harness.report import load_average, machine, table, verdict
+from bench.harness.suite import Suite, stores
+from bench.harness.tokens import Credentials, mint_tokens
+from runtime.embedded import free_port
 
-WRK_SCRIPT = ROOT / "bench" / "wrk" / "clicks.lua"
 CLICK_PATH = "/api/mining/click"
 BODY = '{"count":1}'
-STACK_DB = 3
-START_TIMEOUT_SECONDS = 60.0
-CLICK_SOURCE = "mining.click"
 STREAM = "mining-clicks"
-DEAD_LETTERS = "mining-clicks-dead"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
+SEED_PEER = ROOT.parent / "shared" / "peers" / "seed_node.py"
 
-GOAL_SHARE_OF_CEILING = 0.60
+GOAL_VS_SEED = 2.0
 GOAL_P99_MS = 50.0
+GOAL_DRAIN_SHARE = 0.95
+GOAL_CPU_MS = 0.8
 
-CEILING = Variant("ceiling", "ceiling: Starlette + 1 gRPC call", "bench.apps.echo:create", None)
-
-
-# --------------------------------------------------------------------------- load
+#: Every suite variant: settings laid over ``make dev``'s plan. Knobs:
+#: GATEWAY_WORKERS (gateway processes), GATEWAY_CLICK_BATCH_MAX /
+#: GATEWAY_CLICK_BATCH_WINDOW_MS (click coalescing; MAX=1 is off),
+#: MINING_WORKER_BATCH_SIZE, MINING_WORKER_CONCURRENCY,
+#: MINING_WORKER_PROCESSES (worker processes). (uvicorn against granian was
+#: measured on the bare app: README, "Libraries and why".)
+VARIANTS: dict[str, dict[str, str]] = {
+    "defaults": {},
+    "1-gateway": {"GATEWAY_WORKERS": "1"},
+    "unbatched": {"GATEWAY_CLICK_BATCH_MAX": "1"},
+    "2-workers": {"MINING_WORKER_PROCESSES": "2"},
+    "batch-500": {"MINING_WORKER_BATCH_SIZE": "500"},
+    "batch-5000": {"MINING_WORKER_BATCH_SIZE": "5000"},
+}
+#: Every variant: all load comes from 127.0.0.1, so the per-IP tiers are opened:
+#: the clicks' and the first verification of each token (600/min per IP).
+OPEN_IP_TIER = {
+    "MINING_RATE_LIMIT_IP_RATE": "10000000",
+    "MINING_RATE_LIMIT_IP_BURST": "10000000",
+    "TOKEN_RATE_LIMIT_IP_RATE": "10000000",
+}
+PROFILE_TARGETS = ("gateway", "mining", "mining-worker", "wallet", "auth", "mongodb", "redis")
 
 
 @dataclass(slots=True)
-class LoadResult:
-    requests: int
+class Exactness:
+    """The audit after a variant's backlog drained."""
+
+    queued: int
+    clicks: int
+    credited: int
+    duplicates: int
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def every_202_credited(self) -> bool:
+        return not self.problems and self.queued == self.clicks == self.credited
+
+
+@dataclass(slots=True)
+class Row:
+    """One variant's figures (None where a variant cannot say)."""
+
+    name: str
+    accepted_per_s: float
+    p50_ms: float
+    p99_ms: float
     seconds: float
-    statuses: dict[str, int]
-    #: Latency (µs) at every 0.1 % of each wrk instance, with its weight.
-    quantiles: list[tuple[int, float]]
-    socket_errors: int
-    cpu_seconds: float = 0.0
-
-    def count(self, name: str) -> int:
-        return self.statuses.get(name, 0)
-
-    @property
-    def rps(self) -> float:
-        return self.requests / self.seconds if self.seconds else 0.0
-
-    @property
-    def accepted_per_second(self) -> float:
-        return self.count("s202") / self.seconds if self.seconds else 0.0
-
-    def share(self, name: str) -> float:
-        return self.count(name) / self.requests if self.requests else 0.0
-
-    def percentile_ms(self, fraction: float) -> float:
-        total = sum(weight for _, weight in self.quantiles)
-        if not total:
-            return float("nan")
-        running = 0.0
-        for value, weight in sorted(self.quantiles):
-            running += weight
-            if running >= fraction * total:
-                return value / 1000
-        return self.quantiles[-1][0] / 1000
+    drain_per_s: float | None = None
+    backlog_share: float | None = None
+    cpu_ms_per_click: float | None = None
+    cpu_by_process: dict[str, float] = field(default_factory=dict)
+    exactness: Exactness | None = None
+    refused: str = ""
+    #: Clicks the mining service answered during the load, by outcome.
+    outcomes: dict[str, float] = field(default_factory=dict)
+    note: str = ""
 
 
-def run_wrk(
-    ports: Sequence[int],
-    connections: int,
-    seconds: int,
-    credentials: Credentials,
-    run_id: str,
-) -> LoadResult:
-    """One wrk instance per port, at the same time, the connections split
-    between them; their results merged."""
-    wrk = shutil.which("wrk")
-    if wrk is None:
-        raise SystemExit("wrk not found: apt-get install -y wrk")
-    users = len(credentials.tokens)
-    processes: list[subprocess.Popen[str]] = []
+# --------------------------------------------------------------------------- ceiling
+
+
+def measure_ceiling(work: Path, generator: Wrk, args: argparse.Namespace) -> Row:
+    logs = work / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    echo_port = free_port()
+    env = base_env()
+    echo = Child("echo-grpc", [sys.executable, "-m", "bench.apps.echo", str(echo_port)], env, logs)
     try:
-        for index, port in enumerate(ports):
-            share = max(1, connections // len(ports))
-            command = [
-                wrk,
-                "-t1",
-                f"-c{share}",
-                f"-d{seconds}s",
-                "--timeout",
-                "5s",
-                "-s",
-                str(WRK_SCRIPT),
-                f"http://127.0.0.1:{port}",
-                "--",
-                str(credentials.tokens_file),
-                f"{run_id}-{index}",
-                BODY,
-                str(users * index // len(ports)),
-            ]
-            processes.append(
-                subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wait_for_port(echo, echo_port)
+        server = UvicornServer(
+            "ceiling-http",
+            "bench.apps.echo:create",
+            {**env, "MQBENCH_ECHO_ADDR": f"127.0.0.1:{echo_port}"},
+            logs,
+            "/bench/count",
+        )
+        try:
+            server.wait_ready()
+            if args.warmup:
+                generator.run([server.port], args.connections, args.warmup, "cw")
+            meter = CpuMeter({"http app": server.child.pid, "echo gRPC": echo.pid})
+            meter.start()
+            load = generator.run([server.port], args.connections, args.duration, "cm")
+            cpu = meter.stop()
+            server.child.check_alive()
+            return Row(
+                name="ceiling (Starlette + grpc.aio echo)",
+                accepted_per_s=load.rps,
+                p50_ms=load.p50_ms,
+                p99_ms=load.p99_ms,
+                seconds=load.seconds,
+                cpu_ms_per_click=1000 * sum(cpu.values()) / max(1, load.requests),
+                cpu_by_process={name: 1000 * v / max(1, load.requests) for name, v in cpu.items()},
             )
-        outputs = [process.communicate(timeout=seconds + 60) for process in processes]
+        finally:
+            server.child.stop()
     finally:
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-    merged = LoadResult(0, 0.0, {}, [], 0)
-    for process, (out, err) in zip(processes, outputs, strict=True):
-        line = next((ln for ln in out.splitlines() if ln.startswith("WRK_JSON ")), None)
-        if process.returncode != 0 or line is None:
-            raise RuntimeError(f"wrk failed ({process.returncode}):\n{out}\n{err}")
-        data = json.loads(line.removeprefix("WRK_JSON "))
-        requests = int(data["requests"])
-        merged.requests += requests
-        merged.seconds = max(merged.seconds, int(data["duration_us"]) / 1e6)
-        for name, value in data["statuses"].items():
-            merged.statuses[name] = merged.statuses.get(name, 0) + int(value)
-        weight = requests / max(1, len(data["quantiles_us"]))
-        merged.quantiles.extend((int(value), weight) for value in data["quantiles_us"])
-        merged.socket_errors += sum(
-            int(data[name])
-            for name in ("connect_errors", "read_errors", "write_errors", "timeouts")
-        )
-    return merged
+        echo.stop()
 
 
-# --------------------------------------------------------------------------- processes
+# --------------------------------------------------------------------------- suite variants
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU a process has used so far (0 when it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+def backlog(redis: Any) -> int:
+    return int(redis.xlen(STREAM)) if redis.exists(STREAM) else 0
 
 
-def scrape(port: int) -> dict[str, float]:
-    """A Prometheus text page as ``{name{labels}: value}``."""
-    reply = http_call(port, "GET", "/metrics")
-    values: dict[str, float] = {}
-    for line in reply.body.decode().splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            with contextlib.suppress(ValueError):
-                values[name] = float(value)
-    return values
+def wait_drained(redis: Any, limit: float) -> bool:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if backlog(redis) == 0:
+            return True
+        time.sleep(0.1)
+    return False
 
 
-@dataclass(slots=True)
-class Stores:
-    urls: dict[str, str]
-    #: Embedded servers started here, by name (their pids are profiled / measured).
-    pids: dict[str, int] = field(default_factory=dict)
-
-
-@contextlib.contextmanager
-def stores(work: Path) -> Iterator[Stores]:
-    """REDIS_URL / MONGODB_URI from the environment, or embedded servers (a data
-    folder and a 1 GB cache for SecantusDB, as DESIGN.md says)."""
-    from runtime.embedded import EmbeddedMongo, EmbeddedRedis, EmbeddedServer
-
-    found = Stores({})
-    started: list[EmbeddedServer] = []
-    try:
-        factories: tuple[tuple[str, type[EmbeddedServer]], ...] = (
-            ("REDIS_URL", EmbeddedRedis),
-            ("MONGODB_URI", EmbeddedMongo),
-        )
-        for variable, factory in factories:
-            if os.environ.get(variable):
-                found.urls[variable] = os.environ[variable]
-                continue
-            server = factory(work / "stores" / factory.name)
-            server.start()
-            started.append(server)
-            found.urls[variable] = server.url
-            assert server.process is not None
-            found.pids[factory.name] = server.process.pid
-        yield found
-    finally:
-        for server in reversed(started):
-            server.stop()
-
-
-class Stack:
-    """auth, wallet, mining, the workers, and gateways started and stopped on demand."""
-
-    def __init__(
-        self, urls: Mapping[str, str], work: Path, args: argparse.Namespace, logs: Path
-    ) -> None:
-        self.logs = logs
-        self.pki_dir = work / "pki"
-        pki.ensure(self.pki_dir)
-        self.redis_url = redis_with_db(urls["REDIS_URL"], STACK_DB)
-        self.mongodb_uri = urls["MONGODB_URI"]
-        tag = uuid.uuid4().hex[:8]
-        self.databases = {
-            "auth": f"bench_auth_{tag}",
-            "wallet": f"bench_wallet_{tag}",
-            "mining": f"bench_mining_{tag}",
-        }
-        ports = {name: free_port() for name in ("auth", "wallet", "mining", "mining_metrics")}
-        self.mining_metrics_port = ports["mining_metrics"]
-        self.env: dict[str, str] = {
-            **base_env(),
-            "MONGODB_URI": self.mongodb_uri,
-            "REDIS_URL": self.redis_url,
-            "LOG_LEVEL": args.log_level,
-            "AUTH_GRPC_PORT": str(ports["auth"]),
-            "AUTH_METRICS_PORT": "0",
-            "AUTH_MONGODB_DATABASE": self.databases["auth"],
-            "AUTH_JWT_PRIVATE_KEY_FILE": str(work / "jwt-private.pem"),
-            "AUTH_JWT_GENERATE_KEY": "true",
-            "ENABLE_DEV_OTP_FALLBACK": "true",
-            "AUTH_SERVICE_ADDR": f"127.0.0.1:{ports['auth']}",
-            "WALLET_GRPC_PORT": str(ports["wallet"]),
-            "WALLET_METRICS_PORT": "0",
-            "WALLET_MONGODB_DATABASE": self.databases["wallet"],
-            "WALLET_DEPOSIT_WALLETS": "USDT:ethereum:0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
-            "WALLET_SERVICE_ADDR": f"127.0.0.1:{ports['wallet']}",
-            "DEPOSIT_WEBHOOK_SECRET": "bench-webhook-secret-0123456789",
-            "MINING_GRPC_PORT": str(ports["mining"]),
-            "MINING_METRICS_PORT": str(ports["mining_metrics"]),
-            "MINING_MONGODB_DATABASE": self.databases["mining"],
-            "MINING_SERVICE_ADDR": f"127.0.0.1:{ports['mining']}",
-            # Not started: nothing here calls it, and /api/health is not waited on.
-            "QUESTS_SERVICE_ADDR": f"127.0.0.1:{free_port()}",
-            # All load comes from 127.0.0.1: open the per-IP tier only.
-            "MINING_RATE_LIMIT_IP_RATE": "10000000",
-            "MINING_RATE_LIMIT_IP_BURST": "10000000",
-            "GATEWAY_HOST": "127.0.0.1",
-            # several gateways: their metrics ports would collide (none is scraped)
-            "GATEWAY_METRICS_PORT": "0",
-        }
-        for name, value in args.env:
-            self.env[name] = value
-        self.children: dict[str, Child] = {}
-        self.worker_ports: list[int] = []
-        self.gateway_ports: list[int] = []
-        self._ports = ports
-        self._workers = args.workers
-
-    def start(self) -> None:
-        for name, module in (
-            ("auth", ["services.auth"]),
-            ("wallet", ["services.wallet"]),
-            ("mining", ["services.mining"]),
-        ):
-            self._spawn(name, module, self.env)
-        for index in range(self._workers):
-            port = free_port()
-            self.worker_ports.append(port)
-            env = {**self.env, "MINING_WORKER_METRICS_PORT": str(port)}
-            self._spawn(f"worker-{index + 1}", ["services.mining", "worker"], env)
-        for name in ("auth", "wallet", "mining"):
-            wait_for_port(self.children[name], self._ports[name])
-        wait_for_port(self.children["mining"], self.mining_metrics_port)
-        for index, port in enumerate(self.worker_ports):
-            wait_for_port(self.children[f"worker-{index + 1}"], port)
-
-    def _spawn(self, name: str, module: list[str], env: Mapping[str, str]) -> Child:
-        """Start ``module`` as its own identity: internal gRPC is mutual TLS, as
-        shipped (``make dev``, compose), so the figures include what it costs."""
-        identity = "mining-worker" if module[1:] == ["worker"] else module[0].split(".")[-1]
-        env = {**env, **pki.identity_files(self.pki_dir, identity).env()}
-        child = Child(name, [sys.executable, "-m", *module], env, self.logs)
-        self.children[name] = child
-        return child
-
-    def start_gateways(self, count: int, credentials: Credentials) -> list[int]:
-        for index in range(count):
-            port = free_port()
-            env = {**self.env, "GATEWAY_PORT": str(port)}
-            self._spawn(f"gateway-{index + 1}", ["gateway"], env)
-            self.gateway_ports.append(port)
-        for index, port in enumerate(self.gateway_ports):
-            child = self.children[f"gateway-{index + 1}"]
-            wait_for_port(child, port)
-            self._smoke(child, port, credentials)
-        return list(self.gateway_ports)
-
-    def _smoke(self, child: Child, port: int, credentials: Credentials) -> None:
-        """One click until it is accepted (the gateway fetches the JWK set first)."""
-        deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        last = "no answer"
-        while time.monotonic() < deadline:
-            child.check_alive()
+def smoke(suite: Suite, credentials: Credentials) -> None:
+    """One click until it is accepted (the gateway fetches the JWK set first)."""
+    deadline = time.monotonic() + 60
+    last = "no answer"
+    while time.monotonic() < deadline:
+        suite.check_alive()
+        with contextlib.suppress(OSError):
             reply = http_call(
-                port,
+                suite.gateway_port,
                 "POST",
                 CLICK_PATH,
                 {
@@ -368,388 +211,323 @@ class Stack:
             if reply.status in (202, 429):
                 return
             last = f"{reply.status} {reply.body[:300]!r}"
-            time.sleep(0.2)
-        raise RuntimeError(f"{child.name}: no click accepted (last: {last}):\n{child.tail()}")
-
-    def stop_gateways(self) -> None:
-        for index in range(len(self.gateway_ports)):
-            self.children.pop(f"gateway-{index + 1}").stop()
-        self.gateway_ports.clear()
-
-    def stop(self) -> None:
-        for child in reversed(list(self.children.values())):
-            child.stop()
-        self.children.clear()
-
-    def check_alive(self) -> None:
-        for child in self.children.values():
-            child.check_alive()
-
-    def processed(self) -> float:
-        return sum(
-            scrape(port).get("mining_worker_processed_total", 0.0) for port in self.worker_ports
-        )
-
-    def queued(self) -> float:
-        return scrape(self.mining_metrics_port).get(
-            'mining_click_requests_total{status="queued"}', 0.0
-        )
-
-    def pids(self) -> dict[str, int]:
-        return {name: child.pid for name, child in self.children.items()}
-
-
-# --------------------------------------------------------------------------- measuring
-
-
-@dataclass(slots=True)
-class StackRun:
-    label: str
-    load: LoadResult
-    processed_during_load: float
-    backlog_at_stop: int
-    drain_seconds: float
-    drained: bool
-    processed_after_load: float
-    queued: float
-    cpu: dict[str, float]
-
-    @property
-    def drain_rate_under_load(self) -> float:
-        return self.processed_during_load / self.load.seconds if self.load.seconds else 0.0
-
-    @property
-    def drain_rate_after(self) -> float:
-        if self.drain_seconds <= 0:
-            return float("nan")
-        return self.processed_after_load / self.drain_seconds
-
-
-def backlog(redis: Any) -> int:
-    return int(redis.xlen(STREAM))
-
-
-def wait_drained(redis: Any, limit: float, poll: float = 0.1) -> tuple[float, bool]:
-    """Seconds until the stream is empty (at most ``limit``) and whether it emptied."""
-    started = time.monotonic()
-    while time.monotonic() - started < limit:
-        if backlog(redis) == 0:
-            return time.monotonic() - started, True
-        time.sleep(poll)
-    return time.monotonic() - started, False
-
-
-def cpu_of(pids: Mapping[str, int]) -> dict[str, float]:
-    return {name: cpu_seconds(pid) for name, pid in pids.items()}
-
-
-def measure_stack(
-    stack: Stack,
-    gateways: int,
-    credentials: Credentials,
-    redis: Any,
-    args: argparse.Namespace,
-    *,
-    store_pids: Mapping[str, int],
-) -> StackRun:
-    label = f"{gateways} gw"
-    ports = stack.start_gateways(gateways, credentials)
-    try:
-        if args.warmup:
-            run_wrk(ports, args.connections, args.warmup, credentials, f"w{uuid.uuid4().hex[:6]}")
-            wait_drained(redis, args.drain_limit)
-        pids = {**stack.pids(), **store_pids}
-        cpu_before = cpu_of(pids)
-        processed_before, queued_before = stack.processed(), stack.queued()
-        load = run_wrk(
-            ports, args.connections, args.duration, credentials, f"m{uuid.uuid4().hex[:6]}"
-        )
-        processed_at_stop = stack.processed()
-        cpu_after = cpu_of(pids)
-        at_stop = backlog(redis)
-        drain_seconds, drained = wait_drained(redis, args.drain_limit)
         time.sleep(0.2)
-        processed_after = stack.processed()
-        stack.check_alive()
-        return StackRun(
-            label=label,
-            load=load,
-            processed_during_load=processed_at_stop - processed_before,
-            backlog_at_stop=at_stop,
-            drain_seconds=drain_seconds if at_stop else 0.0,
-            drained=drained,
-            processed_after_load=processed_after - processed_at_stop,
-            queued=stack.queued() - queued_before,
-            cpu={
-                name: (cpu_after[name] - cpu_before[name]) / load.seconds
-                for name in pids
-                if load.seconds
+    raise RuntimeError(f"no click accepted within 60 s (last: {last})")
+
+
+@dataclass(frozen=True, slots=True)
+class Bench:
+    """What every variant of one run shares."""
+
+    work: Path
+    key_file: Path
+    credentials: Credentials
+    generator: Wrk
+    args: argparse.Namespace
+
+
+def measure_variant(bench: Bench, name: str, settings: Mapping[str, str], index: int) -> Row:
+    import redis as sync_redis
+
+    args = bench.args
+    folder = bench.work / f"variant-{index}"
+    with stores(folder / "stores") as found:
+        suite = Suite(
+            found.urls,
+            folder,
+            {
+                **OPEN_IP_TIER,
+                "LOG_LEVEL": args.log_level,
+                "AUTH_JWT_PRIVATE_KEY_FILE": str(bench.key_file),
+                **dict(args.env),
+                **settings,
             },
+            redis_db=3 + index % 12,
         )
-    finally:
-        stack.stop_gateways()
-
-
-def measure_ceiling(
-    env: Mapping[str, str], logs: Path, credentials: Credentials, args: argparse.Namespace
-) -> LoadResult:
-    echo_port = free_port()
-    echo = Child("echo-grpc", [sys.executable, "-m", "bench.apps.echo", str(echo_port)], env, logs)
-    try:
-        wait_for_port(echo, echo_port)
-        server = Server(CEILING, {**env, "MQBENCH_ECHO_ADDR": f"127.0.0.1:{echo_port}"}, logs)
         try:
-            server.wait_ready()
-            if args.warmup:
-                run_wrk([server.port], args.connections, args.warmup, credentials, "cw")
-            pids = {"http app": server.child.pid, "echo gRPC": echo.pid}
-            before = cpu_of(pids)
-            load = run_wrk([server.port], args.connections, args.duration, credentials, "cm")
-            after = cpu_of(pids)
-            load.cpu_seconds = sum(after[name] - before[name] for name in pids)
-            server.child.check_alive()
-            echo.check_alive()
-            return load
+            suite.start()
+            redis = sync_redis.Redis.from_url(suite.env["REDIS_URL"], decode_responses=True)
+            try:
+                return _load_variant(bench, name, suite, found.pids, redis)
+            finally:
+                redis.close()
         finally:
-            server.child.stop()
-    finally:
-        echo.stop()
+            suite.stop()
 
 
-@dataclass(slots=True)
-class Audit:
-    queued: float
-    clicks: int
-    miners_clicks: int
-    ledger_entries: int
-    ledger_distinct: int
-    backlog: int
-    pending: int
-    dead_letters: int
+def _load_variant(
+    bench: Bench, name: str, suite: Suite, store_pids: Mapping[str, int], redis: Any
+) -> Row:
+    args, generator = bench.args, bench.generator
+    smoke(suite, bench.credentials)
+    port = [suite.gateway_port]
+    if args.warmup:
+        generator.run(port, args.connections, args.warmup, f"w{uuid.uuid4().hex[:6]}")
+        wait_drained(redis, args.drain_limit)
+    pids = {**suite.pids(), **store_pids}
+    recorder = _profiler(pids, args, suite.logs)
+    meter = CpuMeter(pids)
+    meter.start()
+    outcomes_before, processed_before, backlog_before = (
+        suite.outcomes(),
+        suite.processed(),
+        backlog(redis),
+    )
+    load = generator.run(port, args.connections, args.duration, f"m{uuid.uuid4().hex[:6]}")
+    outcomes = {
+        name: count - outcomes_before.get(name, 0.0)
+        for name, count in suite.outcomes().items()
+        if count - outcomes_before.get(name, 0.0)
+    }
+    queued_during = outcomes.get("queued", 0.0)
+    processed_during = suite.processed() - processed_before
+    at_stop = backlog(redis)
+    drained = wait_drained(redis, args.drain_limit)
+    cpu = meter.stop()
+    suite.check_alive()
+    if recorder is not None:
+        _print_profiles(name, recorder)
+    if not suite.worker_metrics_ports:  # no worker metrics: what left the stream
+        processed_during = queued_during - (at_stop - backlog_before)
+    accepted = max(1.0, queued_during)
+    exactness = audit(suite, redis)
+    return Row(
+        name=name,
+        accepted_per_s=load.accepted_per_second,
+        p50_ms=load.p50_ms,
+        p99_ms=load.p99_ms,
+        seconds=load.seconds,
+        drain_per_s=processed_during / load.seconds,
+        backlog_share=at_stop / accepted,
+        cpu_ms_per_click=1000 * sum(cpu.values()) / accepted,
+        cpu_by_process={process: 1000 * v / accepted for process, v in cpu.items()},
+        exactness=exactness,
+        refused=_refused(load),
+        outcomes=outcomes,
+        note="" if drained else f"backlog not drained within {args.drain_limit:.0f} s",
+    )
 
-    @property
-    def duplicates(self) -> int:
-        return self.ledger_entries - self.ledger_distinct
 
-    @property
-    def ok(self) -> bool:
-        return (
-            self.duplicates == 0
-            and self.clicks == self.ledger_entries == self.miners_clicks == int(self.queued)
-            and self.backlog == self.pending == self.dead_letters == 0
+def _refused(load: LoadResult) -> str:
+    parts = [
+        f"{label} {100 * load.share(status):.1f} %"
+        for status, label in (("s429", "429"), ("s503", "503"))
+        if load.count(status)
+    ]
+    other = load.count("s_other") + load.socket_errors
+    if other:
+        parts.append(f"other {other}")
+    return ", ".join(parts)
+
+
+def audit(suite: Suite, redis: Any) -> Exactness:
+    """The exactly-once audit over the mining and wallet databases."""
+    from pymongo import AsyncMongoClient
+
+    from services.mining.audit import audit as exactly_once
+
+    async def run() -> Any:
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(suite.env["MONGODB_URI"])
+        try:
+            return await exactly_once(
+                client[suite.database["mining"]], client[suite.database["wallet"]]
+            )
+        finally:
+            await client.close()
+
+    result = asyncio.run(run())
+    problems = [
+        f"{label} {len(found)} (e.g. {found[0]})"
+        for label, found in (
+            ("doubles", result.doubles),
+            ("missing", result.missing),
+            ("wrong", result.wrong),
+            ("unknown", result.unknown),
         )
+        if found
+    ]
+    if result.outbox_pending:
+        problems.append(f"outbox pending {result.outbox_pending}")
+    left = backlog(redis)
+    if left:
+        problems.append(f"backlog {left}")
+    return Exactness(
+        queued=round(suite.queued()),
+        clicks=result.clicks,
+        credited=len(result.credited_clicks),
+        duplicates=len(result.doubles),
+        problems=problems,
+    )
 
 
-def audit(stack: Stack, redis: Any) -> Audit:
-    """Every click the service queued is recorded once and credited once."""
-    from pymongo import MongoClient
+# --------------------------------------------------------------------------- seed 000
 
-    client: MongoClient[dict[str, Any]] = MongoClient(stack.mongodb_uri)
-    try:
-        mining = client[stack.databases["mining"]]
-        wallet = client[stack.databases["wallet"]]
-        clicks = mining["clicks"].count_documents({})
-        miners = sum(doc.get("clicks", 0) for doc in mining["miners"].find({}, {"clicks": 1}))
-        entries = wallet["entries"].count_documents({"source": CLICK_SOURCE})
-        distinct = len(
-            {doc["source_id"] for doc in wallet["entries"].find({"source": CLICK_SOURCE})}
-        )
-    finally:
-        client.close()
-    groups = redis.xinfo_groups(STREAM)
-    pending = sum(int(group.get("pending", 0)) for group in groups)
-    return Audit(
-        queued=stack.queued(),
-        clicks=clicks,
-        miners_clicks=miners,
-        ledger_entries=entries,
-        ledger_distinct=distinct,
-        backlog=backlog(redis),
-        pending=pending,
-        dead_letters=int(redis.xlen(DEAD_LETTERS)) if redis.exists(DEAD_LETTERS) else 0,
+
+def measure_seed(peer: Path, args: argparse.Namespace) -> Row:
+    command = [sys.executable, str(peer), "--python", sys.executable]
+    command += ["--seconds", str(args.duration), "--users", str(args.users)]
+    command += ["--connections", str(args.connections)]
+    done = subprocess.run(
+        command, capture_output=True, text=True, check=False, timeout=args.duration + 600
+    )
+    line = next((ln for ln in reversed(done.stdout.splitlines()) if ln.startswith("{")), None)
+    if done.returncode != 0 or line is None:
+        raise RuntimeError(f"{peer} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    data = json.loads(line)
+    accepted = float(data["accepted_per_s"])
+    drain = float(data["drain_during_load_per_s"])
+    return Row(
+        name="seed 000 (Node/Express + BullMQ + MongoDB worker)",
+        accepted_per_s=accepted,
+        p50_ms=float(data["p50_ms"]),
+        p99_ms=float(data["p99_ms"]),
+        seconds=float(data["seconds"]),
+        drain_per_s=drain,
+        backlog_share=max(0.0, accepted - drain) / accepted if accepted else None,
+        refused=f"non-2xx {data.get('non2xx', 0)}" if data.get("non2xx") else "",
     )
 
 
 # --------------------------------------------------------------------------- profiling
 
-PROFILE_TARGETS = ("gateway", "mining", "worker", "wallet", "mongo", "auth")
+
+def _profiler(pids: Mapping[str, int], args: argparse.Namespace, out: Path) -> Recorder | None:
+    if not args.profile:
+        return None
+    spy = py_spy()
+    if spy is None:
+        print("--profile: py-spy not found (the bench extra installs it); skipped")
+        return None
+    chosen = {
+        name: pid
+        for name, pid in pids.items()
+        if any(name == target or name.startswith(f"{target}-") for target in args.profile)
+    }
+    return Recorder(spy, chosen, args.duration, out, rate=args.profile_rate)
 
 
-def profile_run(
-    stack: Stack,
-    credentials: Credentials,
-    redis: Any,
-    args: argparse.Namespace,
-    *,
-    store_pids: Mapping[str, int],
-    out_dir: Path,
-) -> None:
-    """One more loaded run (1 gateway) with py-spy recording the chosen processes."""
-    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-    if not Path(spy).exists():
-        print("\n--profile: py-spy not found (pip install py-spy); skipped")
-        return
-    ports = stack.start_gateways(1, credentials)
-    try:
-        pids = {**stack.pids(), **store_pids}
-        chosen = {
-            "gateway": pids.get("gateway-1"),
-            "mining": pids.get("mining"),
-            "worker": pids.get("worker-1"),
-            "wallet": pids.get("wallet"),
-            "mongo": pids.get("mongodb"),
-            "auth": pids.get("auth"),
-        }
-        seconds = args.duration
-        recorders: dict[str, tuple[subprocess.Popen[str], Path]] = {}
-        try:
-            for name in args.profile:
-                pid = chosen.get(name)
-                if pid is None:
-                    print(f"--profile: no {name} process here; skipped")
-                    continue
-                raw = out_dir / f"profile-{name}.txt"
-                command = [spy, "record", "--pid", str(pid), "--duration", str(seconds + 1)]
-                command += ["--rate", str(args.profile_rate), "--format", "raw"]
-                command += ["--output", str(raw)]
-                if args.nonblocking:
-                    command.append("--nonblocking")
-                if not args.all_threads:
-                    command.append("--gil")
-                recorders[name] = (
-                    subprocess.Popen(
-                        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-                    ),
-                    raw,
-                )
-            time.sleep(0.5)
-            run_id = f"p{uuid.uuid4().hex[:6]}"
-            load = run_wrk(ports, args.connections, seconds, credentials, run_id)
-            results = {
-                name: (recorder.communicate(timeout=seconds + 60)[1], raw, recorder.returncode)
-                for name, (recorder, raw) in recorders.items()
-            }
-        finally:
-            for recorder, _ in recorders.values():
-                if recorder.poll() is None:
-                    recorder.kill()
-                    recorder.wait()
-        wait_drained(redis, args.drain_limit)
-    finally:
-        stack.stop_gateways()
-    print()
-    print(
-        f"Profiles (py-spy {args.profile_rate} Hz, "
-        f"{'non' if args.nonblocking else ''}blocking, "
-        f"{'all threads' if args.all_threads else 'GIL holder only'}) during one run with "
-        "1 gateway: "
-        f"{load.rps:.0f} req/s, {load.accepted_per_second:.0f} accepted/s while sampled"
-    )
-    for name, (problem, raw, code) in results.items():
-        if code != 0 or not raw.exists():
-            print(f"\n  {name}: py-spy failed ({code}): {problem.strip()[-400:]}")
+def _print_profiles(variant: str, recorder: Recorder) -> None:
+    print(f"\nProfiles of {variant} (py-spy, GIL holder, during the measured load):")
+    for name, (raw, problem) in recorder.finish().items():
+        if raw is None:
+            print(f"  {name}: {problem}")
             continue
         self_samples, inclusive, total = read_stacks(raw)
-        print(f"\n== {name} ({total} samples; raw stacks {raw}, kept with --keep)")
-        print_top(self_samples, inclusive, total, most=args.profile_top)
+        print(f"\n== {name} ({total} samples)")
+        print_top(self_samples, inclusive, total, most=15)
 
 
-# --------------------------------------------------------------------------- reporting
+# --------------------------------------------------------------------------- report
 
 
-def print_report(
-    ceiling: LoadResult | None, runs: Sequence[StackRun], final: Audit, args: argparse.Namespace
-) -> None:
+def _number(value: float | None, digits: int = 0, suffix: str = "") -> str:
+    if value is None or math.isnan(value):
+        return "-"
+    return f"{value:,.{digits}f}{suffix}"
+
+
+def print_report(rows: Sequence[Row], args: argparse.Namespace, *, markdown: bool) -> None:
+    ceiling = next((row for row in rows if row.name.startswith("ceiling")), None)
+    seed = next((row for row in rows if row.name.startswith("seed")), None)
+    headers = [
+        "variant",
+        "accepted/s",
+        "p50 / p99 ms",
+        "drain during load",
+        "backlog at end",
+        "CPU ms/click",
+        "vs ceiling",
+        "vs seed",
+        "dups",
+        "every 202 credited",
+    ]
+    lines = []
+    for row in rows:
+        drain = "-"
+        if row.drain_per_s is not None:
+            share = row.drain_per_s / row.accepted_per_s if row.accepted_per_s else 0.0
+            drain = f"{row.drain_per_s:,.0f}/s ({share:.2f})"
+        exact = row.exactness
+        lines.append(
+            [
+                row.name,
+                _number(row.accepted_per_s),
+                f"{row.p50_ms:.1f} / {row.p99_ms:.1f}",
+                drain,
+                _number(None if row.backlog_share is None else 100 * row.backlog_share, 1, " %"),
+                _number(row.cpu_ms_per_click, 2),
+                _number(row.accepted_per_s / ceiling.accepted_per_s, 2)
+                if ceiling and ceiling.accepted_per_s
+                else "-",
+                _number(row.accepted_per_s / seed.accepted_per_s, 2)
+                if seed and seed.accepted_per_s
+                else "-",
+                "-" if exact is None else str(exact.duplicates),
+                "-" if exact is None else ("yes" if exact.every_202_credited else "NO"),
+            ]
+        )
     print()
     print(
-        f"Summary: {args.users} users, {args.connections} connections, {args.duration}s per "
-        f"variant, {args.workers} worker process(es)"
+        f"{args.users} users, {args.connections} connections, {args.duration} s per variant "
+        f"(+{args.warmup} s warm-up); load average now {load_average()}"
     )
-    head = (
-        f"{'variant':<10}{'req/s':>8}{'202/s':>8}{'429 %':>7}{'503 %':>7}{'other':>7}"
-        f"{'p50 ms':>8}{'p95 ms':>8}{'p99 ms':>8}{'drain/s':>9}{'backlog':>9}"
-        f"{'drain s':>9}{'after/s':>9}{'vs ceil':>9}"
-    )
-    print(head)
-    if ceiling is not None:
-        print(
-            f"{'ceiling':<10}{ceiling.rps:>8.0f}{ceiling.accepted_per_second:>8.0f}"
-            f"{100 * ceiling.share('s429'):>7.1f}{100 * ceiling.share('s503'):>7.1f}"
-            f"{ceiling.count('s_other') + ceiling.socket_errors:>7}"
-            f"{ceiling.percentile_ms(0.50):>8.2f}{ceiling.percentile_ms(0.95):>8.2f}"
-            f"{ceiling.percentile_ms(0.99):>8.2f}{'-':>9}{'-':>9}{'-':>9}{'-':>9}{'1.00':>9}"
-        )
-    for run in runs:
-        load = run.load
-        ratio = f"{load.accepted_per_second / ceiling.rps:.2f}" if ceiling and ceiling.rps else "-"
-        drain = f"{run.drain_seconds:.1f}" + ("" if run.drained else "+")
-        after = f"{run.drain_rate_after:.0f}" if run.backlog_at_stop else "-"
-        print(
-            f"{run.label:<10}{load.rps:>8.0f}{load.accepted_per_second:>8.0f}"
-            f"{100 * load.share('s429'):>7.1f}{100 * load.share('s503'):>7.1f}"
-            f"{load.count('s_other') + load.socket_errors:>7}"
-            f"{load.percentile_ms(0.50):>8.2f}{load.percentile_ms(0.95):>8.2f}"
-            f"{load.percentile_ms(0.99):>8.2f}{run.drain_rate_under_load:>9.0f}"
-            f"{run.backlog_at_stop:>9}{drain:>9}{after:>9}{ratio:>9}"
-        )
+    print(table(headers, lines, markdown=markdown))
     print(
-        "  202/s = accepted clicks per second; other = statuses other than 200/202/429/503\n"
-        "  plus socket errors; drain/s = entries the workers finished per second during\n"
-        "  the load; backlog = XLEN when the load stopped; drain s = until it was empty\n"
-        "  ('+': not within --drain-limit); after/s = drain rate once the load stopped;\n"
-        "  vs ceil = 202/s over the ceiling's req/s"
+        "  drain during load = stream entries the workers finished per second while the load\n"
+        "  ran (share of accepted); backlog at end = entries left when it stopped, as a share\n"
+        "  of the clicks accepted; CPU ms/click = CPU of every process from the load's start\n"
+        "  until the backlog drained, per accepted click (the ceiling: per request)"
     )
-    print()
-    print("CPU per process during the measured load (cores; 2 on this machine):")
-    if ceiling is not None:
-        print(
-            f"  ceiling: {ceiling.cpu_seconds / ceiling.seconds:.2f} cores, "
-            f"{1000 * ceiling.cpu_seconds / max(1, ceiling.requests):.3f} ms CPU per request"
-        )
-    for run in runs:
-        parts = ", ".join(
-            f"{name} {value:.2f}" for name, value in sorted(run.cpu.items(), key=lambda i: -i[1])
-        )
-        total = sum(run.cpu.values())
-        per_click = 1000 * total * run.load.seconds / max(1, run.load.requests)
-        print(f"  {run.label}: {parts}; total {total:.2f} ({per_click:.3f} ms per request)")
-    print()
-    print("Exactly once (after every backlog drained; all runs, warm-ups and smoke clicks):")
-    print(
-        f"  clicks the mining service queued: {final.queued:.0f}; MongoDB click records: "
-        f"{final.clicks}; miners' click totals: {final.miners_clicks}\n"
-        f"  wallet ledger entries (source {CLICK_SOURCE}): {final.ledger_entries}, distinct "
-        f"click ids {final.ledger_distinct}: duplicates {final.duplicates}\n"
-        f"  backlog {final.backlog}, pending {final.pending}, dead letters "
-        f"{final.dead_letters}: {'OK' if final.ok else 'MISMATCH'}"
-    )
-    for run in runs:
-        print(
-            f"  {run.label}: 202 answers seen by wrk {run.load.count('s202')}, queued by the "
-            f"service {run.queued:.0f} (requests in flight when wrk stopped are not seen)"
-        )
-    print()
-    print("Goals:")
-    for run in runs:
-        load = run.load
-        verdicts = []
-        if ceiling is not None and ceiling.rps:
-            share = load.accepted_per_second / ceiling.rps
-            verdicts.append(
-                f"accepted/ceiling {share:.2f} (>= {GOAL_SHARE_OF_CEILING:.2f}: "
-                f"{'MET' if share >= GOAL_SHARE_OF_CEILING else 'MISSED'})"
+    print("\nCPU per accepted click, by process (ms):")
+    for row in rows:
+        if row.cpu_by_process:
+            parts = sorted(row.cpu_by_process.items(), key=lambda item: -item[1])
+            print(f"  {row.name}: " + ", ".join(f"{n} {v:.3f}" for n, v in parts))
+    for row in rows:
+        if row.refused or row.note:
+            print(f"  {row.name}: " + "; ".join(part for part in (row.refused, row.note) if part))
+        if row.outcomes:
+            parts = sorted(row.outcomes.items(), key=lambda item: -item[1])
+            print(
+                f"  {row.name}: the mining service answered "
+                + ", ".join(f"{name} {count:,.0f}" for name, count in parts)
+                + " (other 429/503 came from the gateway's limits)"
             )
-        p99 = load.percentile_ms(0.99)
-        verdicts.append(
-            f"p99 {p99:.1f} ms (< {GOAL_P99_MS:.0f}: {'MET' if p99 < GOAL_P99_MS else 'MISSED'})"
-        )
-        keeps_up = run.drain_rate_under_load >= 0.98 * load.accepted_per_second
-        verdicts.append(
-            f"drain {run.drain_rate_under_load:.0f}/s vs accepted "
-            f"{load.accepted_per_second:.0f}/s ({'MET' if keeps_up else 'MISSED'})"
-        )
-        print(f"  {run.label}: " + "; ".join(verdicts))
-    print(f"  duplicates: {final.duplicates} ({'MET' if final.duplicates == 0 else 'MISSED'})")
+        exact = row.exactness
+        if exact is not None:
+            print(
+                f"  {row.name}: queued {exact.queued}, click records {exact.clicks}, credited "
+                f"{exact.credited}, duplicates {exact.duplicates}"
+                + (f"; {'; '.join(exact.problems)}" if exact.problems else "")
+            )
+    print_goals(rows, seed, args)
+
+
+def print_goals(rows: Sequence[Row], seed: Row | None, args: argparse.Namespace) -> None:
+    print("\nGoals:")
+    for row in rows:
+        if row.exactness is None:
+            continue
+        parts = []
+        if seed and seed.accepted_per_s:
+            ratio = row.accepted_per_s / seed.accepted_per_s
+            parts.append(
+                f"accepted {ratio:.2f}x seed (>= {GOAL_VS_SEED}x: {verdict(ratio >= GOAL_VS_SEED)})"
+            )
+        else:
+            parts.append("accepted vs seed: no seed run")
+        parts.append(f"p99 {row.p99_ms:.1f} ms (< {GOAL_P99_MS:.0f}: {verdict(row.p99_ms < 50)})")
+        share = (row.drain_per_s or 0.0) / row.accepted_per_s if row.accepted_per_s else 0.0
+        drain_goal = verdict(share >= GOAL_DRAIN_SHARE)
+        if args.duration < 60:
+            drain_goal += f", a {args.duration} s run: the goal is for 60 s"
+        parts.append(f"drain {100 * share:.0f} % of accepted (>= 95 %: {drain_goal})")
+        cpu = row.cpu_ms_per_click or float("nan")
+        parts.append(f"CPU {cpu:.2f} ms/click (<= {GOAL_CPU_MS}: {verdict(cpu <= GOAL_CPU_MS)})")
+        exact = row.exactness
+        parts.append(f"duplicates {exact.duplicates} ({verdict(exact.duplicates == 0)})")
+        parts.append(f"every 202 credited ({verdict(exact.every_202_credited)})")
+        print(f"  {row.name}: " + "; ".join(parts))
 
 
 # --------------------------------------------------------------------------- main
@@ -762,104 +540,119 @@ def parse_env(text: str) -> tuple[str, str]:
     return name, value
 
 
+def parse_variant(text: str) -> tuple[str, dict[str, str]]:
+    """``name:NAME=VALUE,NAME=VALUE`` (``name:`` alone: the defaults under another name)."""
+    name, sep, rest = text.partition(":")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected name:NAME=VALUE,..., got {text!r}")
+    return name, dict(parse_env(part) for part in rest.split(",") if part)
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench.clicks",
         description=__doc__.split("\n\n")[0] if __doc__ else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="variants: "
+        + "; ".join(
+            f"{name} = {', '.join(f'{k}={v}' for k, v in env.items()) or 'make dev defaults'}"
+            for name, env in VARIANTS.items()
+        ),
     )
     parser.add_argument("--users", type=int, default=2000, help="distinct users/tokens")
-    parser.add_argument("--duration", type=int, default=15, help="seconds per measured run")
+    parser.add_argument("--duration", type=int, default=60, help="seconds per measured run")
     parser.add_argument("--warmup", type=int, default=3, help="seconds of warm-up per variant")
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--workers", type=int, default=1, help="mining worker processes")
     parser.add_argument(
-        "--gateways", default="1,2", help="gateway process counts to run (default: 1,2)"
+        "--variants", default="defaults", help="comma-separated names of VARIANTS (below)"
     )
-    parser.add_argument("--no-ceiling", action="store_true", help="skip the ceiling variant")
     parser.add_argument(
-        "--drain-limit", type=float, default=90.0, help="seconds to wait for a backlog to drain"
+        "--variant",
+        type=parse_variant,
+        action="append",
+        default=[],
+        metavar="NAME:VAR=VALUE,...",
+        help="one more variant: settings laid over make dev's plan (repeatable)",
     )
-    parser.add_argument("--log-level", default="INFO", help="LOG_LEVEL of every process")
+    parser.add_argument("--no-ceiling", action="store_true", help="skip the ceiling")
+    parser.add_argument(
+        "--seed",
+        type=Path,
+        default=SEED_PEER,
+        help="seed 000's design runner (default: ../shared/peers/seed_node.py; "
+        "skipped when absent)",
+    )
+    parser.add_argument("--no-seed", action="store_true", help="skip seed 000's design")
+    parser.add_argument(
+        "--drain-limit", type=float, default=120.0, help="seconds to wait for a backlog to drain"
+    )
+    parser.add_argument("--log-level", default="WARNING", help="LOG_LEVEL of every process")
     parser.add_argument(
         "--env",
         type=parse_env,
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="extra environment for the stack's processes (repeatable)",
+        help="extra environment for every variant's processes (repeatable)",
     )
     parser.add_argument(
         "--profile",
         default="",
-        help=f"py-spy these during one more run, comma-separated: {', '.join(PROFILE_TARGETS)}",
+        help="py-spy these during each variant's load (perturbs it), comma-separated: "
+        + ", ".join(PROFILE_TARGETS),
     )
     parser.add_argument("--profile-rate", type=int, default=100, help="py-spy samples/s")
-    parser.add_argument("--profile-top", type=int, default=20, help="rows per profile")
-    parser.add_argument(
-        "--nonblocking", action="store_true", help="py-spy --nonblocking (no pauses)"
-    )
-    parser.add_argument(
-        "--all-threads",
-        action="store_true",
-        help="py-spy samples every thread (idle ones included); default: only the thread "
-        "holding the GIL (--gil), i.e. where the Python CPU goes",
-    )
+    parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     parser.add_argument("--quick", action="store_true", help="a short smoke run")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs)")
     args = parser.parse_args(argv)
     if args.quick:
-        args.users, args.duration, args.warmup = min(args.users, 300), 4, 1
+        args.users, args.duration, args.warmup = min(args.users, 300), 5, 1
         args.drain_limit = min(args.drain_limit, 30.0)
     args.profile = [name.strip() for name in args.profile.split(",") if name.strip()]
     unknown = set(args.profile) - set(PROFILE_TARGETS)
     if unknown:
         parser.error(f"--profile: unknown {', '.join(sorted(unknown))}")
-    args.gateways = [int(count) for count in args.gateways.split(",") if count.strip()]
+    chosen = [name.strip() for name in args.variants.split(",") if name.strip()]
+    missing = [name for name in chosen if name not in VARIANTS]
+    if missing:
+        parser.error(f"--variants: unknown {', '.join(missing)} (known: {', '.join(VARIANTS)})")
+    args.suite_variants = [(name, VARIANTS[name]) for name in chosen] + args.variant
+    if args.duration < 1 or args.users < 1 or args.connections < 1:
+        parser.error("--duration, --users and --connections must be at least 1")
     return args
 
 
 def run(args: argparse.Namespace, work: Path) -> None:
-    import redis as sync_redis
-
-    logs = work / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    print(f"Machine: {machine()}")
+    print(f"Machine: {machine()} (shared: compare ratios from one run)")
     started = time.monotonic()
-    with contextlib.ExitStack() as exits:
-        found = exits.enter_context(stores(work))
-        credentials = mint_tokens(work / "jwt-private.pem", args.users, work)
-        ceiling = None
-        if not args.no_ceiling:
-            ceiling = measure_ceiling(base_env(), logs, credentials, args)
-            print(
-                f"  ceiling: {ceiling.rps:.0f} req/s, p50 {ceiling.percentile_ms(0.5):.2f} ms, "
-                f"p99 {ceiling.percentile_ms(0.99):.2f} ms",
-                flush=True,
-            )
-        stack = Stack(found.urls, work, args, logs)
-        exits.callback(stack.stop)
-        stack.start()
-        redis = sync_redis.Redis.from_url(stack.redis_url, decode_responses=True)
-        exits.callback(redis.close)
-        print(f"Stack started in {time.monotonic() - started:.1f}s (logs: {logs})", flush=True)
-        runs: list[StackRun] = []
-        for count in args.gateways:
-            result = measure_stack(stack, count, credentials, redis, args, store_pids=found.pids)
-            runs.append(result)
-            print(
-                f"  {result.label}: {result.load.rps:.0f} req/s, "
-                f"{result.load.accepted_per_second:.0f} accepted/s, "
-                f"p99 {result.load.percentile_ms(0.99):.1f} ms, "
-                f"backlog {result.backlog_at_stop} drained in {result.drain_seconds:.1f}s",
-                flush=True,
-            )
-        if args.profile:
-            profile_run(stack, credentials, redis, args, store_pids=found.pids, out_dir=work)
-        final = audit(stack, redis)
-        print_report(ceiling, runs, final, args)
-        print(f"\nWhole run: {time.monotonic() - started:.0f}s")
-        if args.keep:
-            print(f"Logs and files: {work}")
+    key_file = work / "jwt-private.pem"
+    credentials = mint_tokens(key_file, args.users, work)
+    generator = Wrk(credentials, CLICK_PATH, BODY)
+    bench = Bench(work, key_file, credentials, generator, args)
+    rows: list[Row] = []
+    if not args.no_ceiling:
+        rows.append(measure_ceiling(work / "ceiling", generator, args))
+        print(f"  {_progress(rows[-1])}", flush=True)
+    for index, (name, settings) in enumerate(args.suite_variants):
+        rows.append(measure_variant(bench, name, settings, index))
+        print(f"  {_progress(rows[-1])}", flush=True)
+    if not args.no_seed:
+        if args.seed.exists():
+            rows.append(measure_seed(args.seed, args))
+            print(f"  {_progress(rows[-1])}", flush=True)
+        else:
+            print(f"  seed 000's design: {args.seed} not found; skipped")
+    print_report(rows, args, markdown=args.markdown)
+    print(f"\nWhole run: {time.monotonic() - started:.0f} s")
+    if args.keep:
+        print(f"Logs and files: {work}")
+
+
+def _progress(row: Row) -> str:
+    return f"{row.name}: {row.accepted_per_s:,.0f} accepted/s, p99 {row.p99_ms:.1f} ms" + (
+        f", drain {row.drain_per_s:,.0f}/s" if row.drain_per_s is not None else ""
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -26,68 +26,52 @@ request pays when the server is not saturated). Rounds are interleaved
     python -m bench.gateway_overhead                  # about 2.5 minutes
     python -m bench.gateway_overhead --rounds 5 --duration 15 --profile b
 
-Needs the ``bench`` extra (``pip install -e '.[bench]'``) and, preferably, wrk
-(``apt-get install -y wrk``); without wrk a slower Python load generator is
-used and said so. Redis and MongoDB are embedded servers unless REDIS_URL /
-MONGODB_URI are set. Only 127.0.0.1 is ever loaded.
+Needs the ``bench`` extra (``make bench`` installs it) and, preferably, wrk
+(``make bench-tools``); without wrk a slower Python load generator is used
+and said so. Redis and MongoDB are embedded servers unless REDIS_URL /
+MONGODB_URI are set. Only 127.0.0.1 is ever loaded. The processes, load,
+Redis counting, profiling and tables come from ``bench/harness``.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
-import http.client
-import importlib.util
-import itertools
-import json
-import logging
-import os
-import platform
-import re
-import shutil
-import signal
-import socket
-import statistics
-import subprocess
 import sys
-import tempfile
 import textwrap
-import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
-from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-if __package__ in (None, ""):  # run as ``python bench/gateway_overhead.py``
-    sys.path.insert(0, str(ROOT))
-
-from bench.apps import (  # noqa: E402 - after the path fix above
-    COUNT_PATH,
-    GLOBAL_PER_SECOND,
-    IP_PER_SECOND,
-    OP_PATH,
-    USER_PER_SECOND,
+from bench.apps import COUNT_PATH, GLOBAL_PER_SECOND, IP_PER_SECOND, OP_PATH, USER_PER_SECOND
+from bench.harness.load import LoadGenerator, LoadResult, choose_generator
+from bench.harness.processes import (
+    Child,
+    Reply,
+    UvicornServer,
+    base_env,
+    http_call,
+    run_in_work_folder,
+    wait_for_port,
 )
-from runtime.embedded import free_port  # noqa: E402
+from bench.harness.profiling import Recorder, print_top, py_spy, read_stacks
+from bench.harness.redis_stats import CONNECTION_SETUP, MonitorCounter, RedisAdmin, redis_with_db
+from bench.harness.report import load_average, machine, median, verdict, versions
+from bench.harness.suite import stores
+from bench.harness.tokens import Credentials, mint_tokens
+from runtime.embedded import free_port
 
-WRK_SCRIPT = ROOT / "bench" / "wrk" / "post.lua"
 BODY = b'{"amount":1}'
 START_TIMEOUT_SECONDS = 60.0
 #: Redis databases: one per protected variant, so MONITOR lines can be told apart.
 GATEWAY_DB, FASTAPI_DB, AUTH_DB = 1, 2, 15
-#: Commands a client sends when it opens a connection, not per request.
-CONNECTION_SETUP = frozenset({"hello", "select", "client", "auth", "ping"})
 
-GOAL_P50_OVERHEAD_MS = 1.0
+GOAL_P50_OVERHEAD_MS = 0.5
 GOAL_ROUND_TRIPS = 2.0
-GOAL_VS_FASTAPI = 1.5
+GOAL_VS_FASTAPI = 8.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,422 +89,19 @@ VARIANTS = (
 )
 
 
-# --------------------------------------------------------------------------- processes
+# --------------------------------------------------------------------------- servers
 
 
-def base_env() -> dict[str, str]:
-    """A clean environment for the children: nothing of the caller's settings leaks in."""
-    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV")
-    env = {name: os.environ[name] for name in keep if name in os.environ}
-    env["PYTHONPATH"] = str(ROOT)
-    return env
-
-
-class Child:
-    """A child process whose output goes to a log file."""
-
-    def __init__(self, name: str, args: Sequence[str], env: Mapping[str, str], logs: Path) -> None:
-        self.name = name
-        self.log_path = logs / f"{name}.log"
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                list(args),
-                cwd=ROOT,
-                env=dict(env),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def tail(self, lines: int = 30) -> str:
-        text = self.log_path.read_text(errors="replace")
-        return "\n".join(text.splitlines()[-lines:])
-
-    def check_alive(self) -> None:
-        if self.process.poll() is not None:
-            raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n{self.tail()}")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
-def wait_for_port(child: Child, port: int, timeout: float = START_TIMEOUT_SECONDS) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        child.check_alive()
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.1)
-    raise RuntimeError(f"{child.name} did not listen on {port} within {timeout}s:\n{child.tail()}")
-
-
-@dataclass(slots=True)
-class Reply:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        try:
-            return json.loads(self.body)
-        except ValueError:
-            return None
-
-
-def http_call(
-    port: int,
-    method: str,
-    path: str,
-    headers: Mapping[str, str] | None = None,
-    body: bytes | None = None,
-) -> Reply:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        connection.request(method, path, body=body, headers=dict(headers or {}))
-        response = connection.getresponse()
-        return Reply(
-            response.status,
-            {name.lower(): value for name, value in response.getheaders()},
-            response.read(),
-        )
-    finally:
-        connection.close()
-
-
-class Server:
-    """One variant under uvicorn: one worker, uvloop, httptools, no access log."""
+class Server(UvicornServer):
+    """One variant under uvicorn; :data:`COUNT_PATH` says how many requests it answered."""
 
     def __init__(self, variant: Variant, env: Mapping[str, str], logs: Path) -> None:
+        name = f"{variant.key}-{variant.factory.split(':')[0]}"
+        super().__init__(name, variant.factory, env, logs, COUNT_PATH)
         self.variant = variant
-        self.port = free_port()
-        loop = "uvloop" if importlib.util.find_spec("uvloop") else "auto"
-        http_impl = "httptools" if importlib.util.find_spec("httptools") else "auto"
-        args = [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            variant.factory,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--workers",
-            "1",
-            "--loop",
-            loop,
-            "--http",
-            http_impl,
-            "--lifespan",
-            "on",
-            "--no-access-log",
-            "--no-server-header",
-            "--log-level",
-            "warning",
-        ]
-        self.child = Child(f"{variant.key}-{variant.factory.split(':')[0]}", args, env, logs)
-
-    def wait_ready(self) -> None:
-        wait_for_port(self.child, self.port)
-        deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        while time.monotonic() < deadline:
-            self.child.check_alive()
-            with contextlib.suppress(OSError, http.client.HTTPException):
-                if http_call(self.port, "GET", COUNT_PATH).status == 200:
-                    return
-            time.sleep(0.1)
-        raise RuntimeError(f"{self.child.name} not ready:\n{self.child.tail()}")
 
     def served(self) -> int:
         return int(http_call(self.port, "GET", COUNT_PATH).json()["served"])
-
-
-# --------------------------------------------------------------------------- tokens
-
-
-@dataclass(frozen=True, slots=True)
-class Credentials:
-    tokens: tuple[str, ...]
-    user_ids: tuple[str, ...]
-    tokens_file: Path
-    public_key_file: Path
-
-
-def mint_tokens(key_file: Path, users: int, work: Path) -> Credentials:
-    """Access tokens signed as the auth service signs them, with its key."""
-    from cryptography.hazmat.primitives import serialization
-
-    from services.auth.keys import load_signing_key
-
-    logging.getLogger("services.auth.keys").setLevel(logging.ERROR)  # "generated a key"
-    signing = load_signing_key(key_file, generate=True)
-    private = serialization.load_pem_private_key(key_file.read_bytes(), password=None)
-    public_pem = private.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    public_key_file = work / "jwt-public.pem"
-    public_key_file.write_bytes(public_pem)
-    now = datetime.now(UTC)
-    user_ids = tuple(uuid.uuid4().hex[:24] for _ in range(users))
-    tokens = tuple(
-        signing.sign_access_token(
-            user_id=user_id,
-            role="user",
-            session_id=uuid.uuid4().hex,
-            issuer="minequest",
-            audience="minequest-api",
-            now=now,
-            ttl_seconds=3600,
-        )
-        for user_id in user_ids
-    )
-    tokens_file = work / "tokens.txt"
-    tokens_file.write_text("\n".join(tokens) + "\n")
-    return Credentials(tokens, user_ids, tokens_file, public_key_file)
-
-
-# --------------------------------------------------------------------------- Redis
-
-
-def redis_with_db(url: str, db: int) -> str:
-    """``url`` pointing at database ``db`` (same server)."""
-    head, _, tail = url.partition("://")
-    hostpart, _, rest = tail.partition("/")
-    query = ""
-    if "?" in rest:
-        query = "?" + rest.split("?", 1)[1]
-    elif "?" in hostpart:
-        hostpart, query = hostpart.split("?", 1)
-        query = "?" + query
-    return f"{head}://{hostpart}/{db}{query}"
-
-
-class RedisAdmin:
-    def __init__(self, url: str) -> None:
-        import redis
-
-        self.client = redis.Redis.from_url(url, decode_responses=True)
-        pool_kwargs = self.client.connection_pool.connection_kwargs
-        self.host = str(pool_kwargs.get("host", "127.0.0.1"))
-        self.port = int(pool_kwargs.get("port", 6379))
-        self.password = pool_kwargs.get("password")
-
-    def version(self) -> str:
-        return str(self.client.info("server").get("redis_version", "?"))
-
-    def commandstats(self) -> Counter[str]:
-        stats = self.client.info("commandstats")
-        return Counter(
-            {
-                name.removeprefix("cmdstat_"): int(values["calls"])
-                for name, values in stats.items()
-                if name.startswith("cmdstat_") and name != "cmdstat_info"
-            }
-        )
-
-
-class MonitorCounter:
-    """Counts what Redis runs, per database, told apart: sent by a client (a
-    round trip) or run inside a Lua script. Uses MONITOR, which slows Redis, so
-    only during warm-ups."""
-
-    LINE = re.compile(rb'^\+[0-9.]+ \[(\d+) ([^\]]+)\] "([^"]*)"')
-
-    def __init__(self, admin: RedisAdmin) -> None:
-        self.sock = socket.create_connection((admin.host, admin.port), timeout=5)
-        if admin.password:
-            self.sock.sendall(f"AUTH {admin.password}\r\n".encode())
-            self._expect_ok()
-        self.sock.sendall(b"MONITOR\r\n")
-        self._expect_ok()
-        self.sock.settimeout(0.2)
-        self.counts: Counter[tuple[int, bool, str]] = Counter()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
-
-    def _expect_ok(self) -> None:
-        reply = self.sock.recv(64)
-        if not reply.startswith(b"+OK"):
-            raise RuntimeError(f"Redis answered {reply!r} to MONITOR")
-
-    def _read(self) -> None:
-        pending = b""
-        while not self._stop.is_set():
-            try:
-                chunk = self.sock.recv(1 << 20)
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            if not chunk:
-                return
-            lines = (pending + chunk).split(b"\r\n")
-            pending = lines.pop()
-            for line in lines:
-                match = self.LINE.match(line)
-                if match:
-                    db, origin, command = match.groups()
-                    self.counts[(int(db), origin == b"lua", command.decode().lower())] += 1
-
-    def stop(self) -> Counter[tuple[int, bool, str]]:
-        time.sleep(0.2)  # let the last lines arrive
-        self._stop.set()
-        self._thread.join(2)
-        self.sock.close()
-        return self.counts
-
-
-# --------------------------------------------------------------------------- load
-
-
-@dataclass(frozen=True, slots=True)
-class LoadResult:
-    requests: int
-    seconds: float
-    p50_ms: float
-    p99_ms: float
-    errors: int
-
-    @property
-    def rps(self) -> float:
-        return self.requests / self.seconds if self.seconds else 0.0
-
-
-class LoadGenerator:
-    name = "?"
-
-    def run(
-        self, port: int, connections: int, seconds: int, run_id: str, threads: int
-    ) -> LoadResult:
-        raise NotImplementedError
-
-
-class Wrk(LoadGenerator):
-    def __init__(self, executable: str, tokens_file: Path) -> None:
-        self.executable = executable
-        self.tokens_file = tokens_file
-        version = subprocess.run(
-            [executable, "-v"], capture_output=True, text=True, check=False
-        ).stdout
-        self.name = version.splitlines()[0].split(" Copyright")[0] if version else "wrk"
-
-    def run(
-        self, port: int, connections: int, seconds: int, run_id: str, threads: int
-    ) -> LoadResult:
-        threads = max(1, min(threads, connections))
-        command = [
-            self.executable,
-            f"-t{threads}",
-            f"-c{connections}",
-            f"-d{seconds}s",
-            "--timeout",
-            "5s",
-            "-s",
-            str(WRK_SCRIPT),
-            f"http://127.0.0.1:{port}",
-            "--",
-            str(self.tokens_file),
-            run_id,
-            OP_PATH,
-            BODY.decode(),
-        ]
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
-        line = next(
-            (ln for ln in done.stdout.splitlines() if ln.startswith("WRK_JSON ")),
-            None,
-        )
-        if done.returncode != 0 or line is None:
-            raise RuntimeError(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-        data = json.loads(line.removeprefix("WRK_JSON "))
-        errors = sum(
-            int(data[name])
-            for name in ("status_errors", "connect_errors", "read_errors", "write_errors")
-        ) + int(data["timeouts"])
-        return LoadResult(
-            requests=int(data["requests"]),
-            seconds=int(data["duration_us"]) / 1e6,
-            p50_ms=int(data["p50_us"]) / 1000,
-            p99_ms=int(data["p99_us"]) / 1000,
-            errors=errors,
-        )
-
-
-class PythonLoad(LoadGenerator):
-    """A closed-loop HTTP/1.1 keep-alive generator on asyncio (uvloop when there).
-    Slower than wrk: with it, (a)'s req/s is the generator's limit, not Starlette's."""
-
-    name = "python asyncio generator"
-    CONTENT_LENGTH = re.compile(rb"(?i)\r\ncontent-length: *(\d+)")
-
-    def __init__(self, tokens: Sequence[str]) -> None:
-        self.tokens = tuple(tokens)
-
-    def run(
-        self, port: int, connections: int, seconds: int, run_id: str, threads: int
-    ) -> LoadResult:
-        factory: Callable[[], asyncio.AbstractEventLoop] | None = None
-        if importlib.util.find_spec("uvloop"):
-            import uvloop
-
-            factory = uvloop.new_event_loop
-        with asyncio.Runner(loop_factory=factory) as runner:
-            return runner.run(self._run(port, connections, seconds, run_id))
-
-    async def _run(self, port: int, connections: int, seconds: int, run_id: str) -> LoadResult:
-        latencies: list[float] = []
-        errors = 0
-        counter = itertools.count()
-        started = time.perf_counter()
-        deadline = started + seconds
-
-        async def worker() -> None:
-            nonlocal errors
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            try:
-                while time.perf_counter() < deadline:
-                    number = next(counter)
-                    token = self.tokens[number % len(self.tokens)]
-                    head = (
-                        f"POST {OP_PATH} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-                        f"Authorization: Bearer {token}\r\n"
-                        f"Idempotency-Key: {run_id}-{number}\r\n"
-                        f"Content-Type: application/json\r\n"
-                        f"Content-Length: {len(BODY)}\r\n\r\n"
-                    )
-                    sent = time.perf_counter()
-                    writer.write(head.encode() + BODY)
-                    answer = await reader.readuntil(b"\r\n\r\n")
-                    length = self.CONTENT_LENGTH.search(answer)
-                    await reader.readexactly(int(length.group(1)) if length else 0)
-                    latencies.append(time.perf_counter() - sent)
-                    if int(answer[9:12]) >= 400:
-                        errors += 1
-            except (OSError, asyncio.IncompleteReadError):
-                errors += 1
-            finally:
-                writer.close()
-
-        await asyncio.gather(*(worker() for _ in range(connections)))
-        elapsed = time.perf_counter() - started
-        latencies.sort()
-
-        def percentile(fraction: float) -> float:
-            if not latencies:
-                return 0.0
-            return latencies[min(len(latencies) - 1, int(fraction * len(latencies)))] * 1000
-
-        return LoadResult(len(latencies), elapsed, percentile(0.5), percentile(0.99), errors)
 
 
 # --------------------------------------------------------------------------- measuring
@@ -558,7 +139,9 @@ def measure(
     variant = server.variant
     monitor = MonitorCounter(admin) if variant.redis_db is not None else None
     before = server.served()
-    warm = generator.run(server.port, args.connections, args.warmup, f"{run_id}w", args.threads)
+    warm = generator.run(
+        [server.port], args.connections, args.warmup, f"{run_id}w", threads=args.threads
+    )
     time.sleep(0.3)  # requests the generator gave up on still finish
     warm_served = server.served() - before
     sent: Counter[str] = Counter()
@@ -576,10 +159,12 @@ def measure(
                 sent[command] += calls
 
     stats_before, served_before = admin.commandstats(), server.served()
-    loaded = generator.run(server.port, args.connections, args.duration, f"{run_id}m", args.threads)
+    loaded = generator.run(
+        [server.port], args.connections, args.duration, f"{run_id}m", threads=args.threads
+    )
     time.sleep(0.3)
     stats_after, served_after = admin.commandstats(), server.served()
-    single = generator.run(server.port, 1, args.latency_duration, f"{run_id}s", 1)
+    single = generator.run([server.port], 1, args.latency_duration, f"{run_id}s")
     return Measurement(
         loaded=loaded,
         single=single,
@@ -706,47 +291,20 @@ FROM_SOURCE = (
 # --------------------------------------------------------------------------- reporting
 
 
-def versions() -> str:
-    names = (
-        "starlette",
-        "uvicorn",
-        "uvloop",
-        "httptools",
-        "redis",
-        "hiredis",
-        "pyjwt",
-        "cryptography",
-        "fastapi",
-        "slowapi",
-        "limits",
-        "asgi-idempotency-header",
-    )
-    found = []
-    for name in names:
-        try:
-            found.append(f"{name} {metadata.version(name)}")
-        except metadata.PackageNotFoundError:
-            found.append(f"{name} (missing)")
-    return ", ".join(found)
-
-
-def machine() -> str:
-    model = "?"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else "?"
-    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
-    return (
-        f"{os.cpu_count()} cores ({usable} usable), {model}; load average {load}; "
-        f"{platform.system()} {platform.release()}; Python {platform.python_version()}"
-    )
-
-
-def median(values: Sequence[float]) -> float:
-    return statistics.median(values) if values else float("nan")
+VERSIONS = (
+    "starlette",
+    "uvicorn",
+    "uvloop",
+    "httptools",
+    "redis",
+    "hiredis",
+    "pyjwt",
+    "cryptography",
+    "fastapi",
+    "slowapi",
+    "limits",
+    "asgi-idempotency-header",
+)
 
 
 def merged(rows: Sequence[Mapping[str, float]]) -> dict[str, float]:
@@ -761,10 +319,6 @@ def breakdown(counts: Mapping[str, float]) -> str:
         f"{name.upper()} {value:.2f}"
         for name, value in sorted(counts.items(), key=lambda item: (-item[1], item[0]))
     )
-
-
-def verdict(met: bool) -> str:
-    return "MET" if met else "MISSED"
 
 
 def summarize(results: Mapping[str, list[Measurement]]) -> dict[str, dict[str, float]]:
@@ -843,7 +397,7 @@ def print_goals(rows: Mapping[str, Mapping[str, float]], conns: int) -> None:
         print(f"  (b)/(a) throughput:                 {b['rps'] / a['rps']:.2f}x")
         print(
             f"  (b)-(a) p50, 1 connection:          {overhead:+.3f} ms  "
-            f"goal <= {GOAL_P50_OVERHEAD_MS:.0f} ms: {met}"
+            f"goal <= {GOAL_P50_OVERHEAD_MS:g} ms: {met}"
         )
         print(
             f"  (b)-(a) p50, {conns} connections:        {b['p50'] - a['p50']:+.3f} ms  "
@@ -923,41 +477,24 @@ def profile(
 ) -> None:
     """py-spy record on the server during one loaded run; top functions by self
     and inclusive samples, from the collapsed stacks."""
-    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-    if not Path(spy).exists():
-        print(f"\n--profile: py-spy not found (pip install py-spy); skipping {server.variant.key}")
+    spy = py_spy()
+    if spy is None:
+        print(f"\n--profile: py-spy not found (the bench extra); skipping {server.variant.key}")
         return
-    raw = out_dir / f"profile-{server.variant.key}.txt"
-    seconds = args.duration
-    recorder = subprocess.Popen(
-        [
-            spy,
-            "record",
-            "--pid",
-            str(server.child.pid),
-            "--duration",
-            str(seconds + 1),
-            # Sampling pauses the process (whole stacks; --nonblocking cuts
-            # coroutine stacks short): keep the rate low enough that the pauses
-            # do not push the guard's Redis calls past their timeout.
-            "--rate",
-            "100",
-            "--format",
-            "raw",
-            "--output",
-            str(raw),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+    recorder = Recorder(
+        spy, {server.variant.key: server.child.pid}, args.duration, out_dir, gil_only=False
     )
     time.sleep(0.5)
     loaded = generator.run(
-        server.port, args.connections, seconds, f"prof{uuid.uuid4().hex[:6]}", args.threads
+        [server.port],
+        args.connections,
+        args.duration,
+        f"prof{uuid.uuid4().hex[:6]}",
+        threads=args.threads,
     )
-    _, problem = recorder.communicate(timeout=seconds + 30)
-    if recorder.returncode != 0 or not raw.exists():
-        print(f"\n--profile: py-spy failed ({recorder.returncode}): {problem.strip()[-400:]}")
+    raw, problem = recorder.finish()[server.variant.key]
+    if raw is None:
+        print(f"\n--profile: {problem}")
         return
     self_samples, inclusive, total = read_stacks(raw)
     print()
@@ -967,59 +504,6 @@ def profile(
         f"  raw stacks: {raw}, kept with --keep)"
     )
     print_top(self_samples, inclusive, total)
-
-
-def read_stacks(raw: Path) -> tuple[Counter[str], Counter[str], int]:
-    """Samples per frame from py-spy's ``--format raw`` (collapsed stacks): self
-    (the innermost frame) and inclusive (anywhere on the stack), and the total."""
-    self_samples: Counter[str] = Counter()
-    inclusive: Counter[str] = Counter()
-    total = 0
-    for line in raw.read_text().splitlines():
-        stack, _, count_text = line.rpartition(" ")
-        if not stack or not count_text.isdigit():
-            continue
-        count = int(count_text)
-        frames = [_frame(frame) for frame in stack.split(";")]
-        frames = [frame for frame in frames if frame]
-        if not frames:
-            continue
-        total += count
-        self_samples[frames[-1]] += count
-        for frame in set(frames):
-            inclusive[frame] += count
-    return self_samples, inclusive, total
-
-
-def print_top(
-    self_samples: Counter[str], inclusive: Counter[str], total: int, most: int = 25
-) -> None:
-    if not total:
-        print("  no samples")
-        return
-    print(f"  self time (top {most}):")
-    for frame, count in self_samples.most_common(most):
-        print(f"    {100 * count / total:5.1f}%  {frame}")
-    print(f"  inclusive (top {most + 15}):")
-    for frame, count in inclusive.most_common(most + 15):
-        print(f"    {100 * count / total:5.1f}%  {frame}")
-
-
-_FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^:()]+)(?::\d+)?\)$")
-
-
-def _frame(frame: str) -> str:
-    """``func (path/to/module.py:12)`` → ``func (module/path.py)``, shortened."""
-    frame = frame.strip()
-    match = _FRAME.match(frame)
-    if not match:
-        return frame
-    path = match.group("file")
-    for marker in ("site-packages/", "python3.11/", str(ROOT) + "/"):
-        if marker in path:
-            path = path.split(marker, 1)[1]
-            break
-    return f"{match.group('func')} ({path})"
 
 
 # --------------------------------------------------------------------------- main
@@ -1085,30 +569,6 @@ def policy_file(path: Path) -> Path:
     return path
 
 
-def choose_generator(args: argparse.Namespace, credentials: Credentials) -> LoadGenerator:
-    wrk = shutil.which("wrk")
-    if args.generator == "wrk" and wrk is None:
-        raise SystemExit("wrk not found: apt-get install -y wrk (or --generator python)")
-    if wrk is not None and args.generator != "python":
-        return Wrk(wrk, credentials.tokens_file)
-    generator = PythonLoad(credentials.tokens)
-    if args.generator == "auto":
-        generator.name += " (wrk not found: apt-get install -y wrk)"
-        print(
-            "NOTE: wrk not found (apt-get install -y wrk); using the Python generator, "
-            "which shares the 2 cores less politely and may saturate before (a) does."
-        )
-    return generator
-
-
-@contextlib.contextmanager
-def stores(work: Path) -> Iterator[dict[str, str]]:
-    from runtime.embedded import embedded_stores
-
-    with embedded_stores(work / "stores") as urls:
-        yield urls
-
-
 def smoke_and_probe(
     servers: Mapping[str, Server], credentials: Credentials
 ) -> dict[str, dict[str, str]]:
@@ -1160,8 +620,7 @@ def run_rounds(
                 + (f"; {result.warmup.errors} errors in warm-up" if result.warmup.errors else ""),
                 flush=True,
             )
-    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
-    print(f"Measured in {time.monotonic() - started:.0f}s; load average now {load}")
+    print(f"Measured in {time.monotonic() - started:.0f}s; load average now {load_average()}")
     return results
 
 
@@ -1172,14 +631,14 @@ def run(args: argparse.Namespace, work: Path) -> None:
     logs = work / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     print(f"Machine: {machine()}")
-    print(f"Versions: {versions()}")
+    print(f"Versions: {versions(VERSIONS)}")
 
     with contextlib.ExitStack() as stack:
         started = time.monotonic()
-        urls = stack.enter_context(stores(work))
+        urls = stack.enter_context(stores(work / "stores")).urls
         admin = RedisAdmin(urls["REDIS_URL"])
         credentials = mint_tokens(work / "jwt-private.pem", args.users, work)
-        generator = choose_generator(args, credentials)
+        generator = choose_generator(args.generator, credentials, OP_PATH, BODY.decode())
         print(
             f"Redis {admin.version()} ({redis_with_db(urls['REDIS_URL'], 0)}), "
             f"load generator: {generator.name}"
@@ -1251,24 +710,6 @@ def run(args: argparse.Namespace, work: Path) -> None:
                 profile(servers[key], generator, args, work)
         if args.keep:
             print(f"\nLogs and files: {work}")
-
-
-def _terminate(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)  # unwinds: every child and store is stopped
-
-
-def run_in_work_folder(
-    run: Callable[[argparse.Namespace, Path], None], args: argparse.Namespace, prefix: str
-) -> int:
-    """Run a bench in a fresh work folder (kept with ``--keep``); SIGTERM
-    unwinds like Ctrl-C, so every child process and store is stopped."""
-    signal.signal(signal.SIGTERM, _terminate)
-    if args.keep:
-        run(args, Path(tempfile.mkdtemp(prefix=prefix)))
-        return 0
-    with tempfile.TemporaryDirectory(prefix=prefix) as folder:
-        run(args, Path(folder))
-    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -22,6 +22,15 @@ The table is data. A new service is one more :class:`GrpcService` row in
 :data:`SERVICES` (``MINING``/``WALLET``/``QUESTS`` on 50052-50054, metrics
 9102-9104); its ``<NAME>_SERVICE_ADDR`` is handed to the gateway. The
 supervisor itself, :func:`supervise`, runs any list of :class:`ProcessSpec`.
+``MINING_WORKER_PROCESSES`` click workers run (metrics on
+``MINING_WORKER_METRICS_PORT`` and the ports after it).
+
+This plan is the one place the suite's environment is written: the e2e
+stacks (``tests/e2e/conftest.py``) and the benchmarks (``bench/harness/suite.py``)
+run the same :func:`dev_plan`, made from an environment of their own:
+:func:`isolated_env` (free ports, databases of their own) laid under their
+store URLs and extra settings; each process runs with that environment and
+its :attr:`ProcessSpec.env` over it.
 """
 
 from __future__ import annotations
@@ -32,7 +41,8 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Callable, Sequence
+import uuid
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -45,7 +55,7 @@ from runtime.config import (
     is_production,
     load_or_exit,
 )
-from runtime.embedded import embedded_stores
+from runtime.embedded import embedded_stores, free_port
 from tools import pki
 from tools.supervisor import Output, PortClaim, ProcessSpec, Ready, supervise
 
@@ -134,6 +144,10 @@ SERVICES: tuple[GrpcService, ...] = (
 )
 
 
+#: The certificate of the click workers (each worker process runs as it).
+WORKER_IDENTITY = "mining-worker"
+
+
 @dataclass(frozen=True, slots=True)
 class DevPlan:
     data_dir: Path
@@ -144,6 +158,23 @@ class DevPlan:
     gateway_url: str
     #: How long a process may take to stop after SIGTERM before it is killed.
     stop_timeout: float
+    #: Which certificate each process runs with (``mining-worker-2`` is a ``mining-worker``).
+    identities: dict[str, str]
+    #: Where each gRPC service is dialled (``<NAME>_SERVICE_ADDR``).
+    addresses: dict[str, str]
+
+    def spec(self, name: str) -> ProcessSpec:
+        """The process called ``name`` (KeyError when the plan has none)."""
+        for spec in self.processes:
+            if spec.name == name:
+                return spec
+        raise KeyError(name)
+
+    @property
+    def workers(self) -> tuple[ProcessSpec, ...]:
+        return tuple(
+            spec for spec in self.processes if self.identities[spec.name] == WORKER_IDENTITY
+        )
 
 
 def _flag(value: bool) -> str:
@@ -193,7 +224,7 @@ def dev_plan(env: Env) -> DevPlan:
             )
         )
         notes.extend(service_notes)
-    processes.append(_mining_worker(env, python, addresses, pki_dir))
+    processes.extend(_mining_workers(env, python, addresses, pki_dir))
     host = env.string("GATEWAY_HOST", "127.0.0.1")
     port = env.integer("GATEWAY_PORT", 8080, minimum=1, maximum=65535)
     metrics_host = env.string("GATEWAY_METRICS_HOST", "127.0.0.1")
@@ -224,24 +255,64 @@ def dev_plan(env: Env) -> DevPlan:
         notes=tuple(notes),
         gateway_url=f"http://{ready.host}:{ready.port}",
         stop_timeout=grace + 5.0,
-    )
-
-
-def _mining_worker(env: Env, python: str, addresses: dict[str, str], pki_dir: Path) -> ProcessSpec:
-    """The click worker: it drains the stream and credits through the wallet.
-    It has no gRPC port, so it counts as started at once."""
-    host = env.string("MINING_GRPC_HOST", "127.0.0.1")
-    metrics = env.integer("MINING_WORKER_METRICS_PORT", 9105, minimum=0, maximum=65535)
-    return ProcessSpec(
-        name="mining-worker",
-        argv=(python, "-m", "services.mining", "worker"),
-        env={
-            **addresses,
-            "MINING_WORKER_METRICS_PORT": str(metrics),
-            **pki.identity_files(pki_dir, "mining-worker").env(),
+        identities={
+            spec.name: WORKER_IDENTITY if spec.name.startswith(WORKER_IDENTITY) else spec.name
+            for spec in processes
         },
-        ports=(PortClaim("MINING_WORKER_METRICS_PORT", host, metrics),) if metrics else (),
+        addresses={
+            service.name: addresses[f"{service.prefix}_SERVICE_ADDR"] for service in SERVICES
+        },
     )
+
+
+def _mining_workers(
+    env: Env, python: str, addresses: dict[str, str], pki_dir: Path
+) -> list[ProcessSpec]:
+    """The click workers: they drain the stream and credit through the wallet.
+    They have no gRPC port, so they count as started at once. One is
+    ``mining-worker``; several are ``mining-worker-1`` ... with metrics on
+    consecutive ports."""
+    host = env.string("MINING_GRPC_HOST", "127.0.0.1")
+    count = env.integer("MINING_WORKER_PROCESSES", 1, minimum=1, maximum=64)
+    base = env.integer("MINING_WORKER_METRICS_PORT", 9105, minimum=0, maximum=65535 - count + 1)
+    workers = []
+    for index in range(count):
+        metrics = base + index if base else 0
+        workers.append(
+            ProcessSpec(
+                name=WORKER_IDENTITY if count == 1 else f"{WORKER_IDENTITY}-{index + 1}",
+                argv=(python, "-m", "services.mining", "worker"),
+                env={
+                    **addresses,
+                    "MINING_WORKER_METRICS_PORT": str(metrics),
+                    **pki.identity_files(pki_dir, WORKER_IDENTITY).env(),
+                },
+                ports=(PortClaim("MINING_WORKER_METRICS_PORT", host, metrics),) if metrics else (),
+            )
+        )
+    return workers
+
+
+def isolated_env(tag: str, *, metrics: Collection[str] = ("gateway",)) -> dict[str, str]:
+    """Ports and databases of its own, for a suite that runs beside others (the
+    e2e stacks, the benchmarks): every gRPC port and the gateway's on a free
+    port, the Prometheus ports of the processes named in ``metrics``
+    (``gateway``, a service, ``mining-worker``) on free ports and the others
+    off, and ``<NAME>_MONGODB_DATABASE`` = ``<tag>_<name>_<random>``. Lay the
+    store URLs and any other settings over it, then :func:`dev_plan`."""
+    suffix = uuid.uuid4().hex[:10]
+    env: dict[str, str] = {}
+    for service in SERVICES:
+        prefix = service.prefix
+        env[f"{prefix}_GRPC_HOST"] = "127.0.0.1"
+        env[f"{prefix}_GRPC_PORT"] = str(free_port())
+        env[f"{prefix}_METRICS_PORT"] = str(free_port()) if service.name in metrics else "0"
+        env[f"{prefix}_MONGODB_DATABASE"] = f"{tag}_{service.name}_{suffix}"
+    env["MINING_WORKER_METRICS_PORT"] = str(free_port()) if WORKER_IDENTITY in metrics else "0"
+    env["GATEWAY_HOST"] = "127.0.0.1"
+    env["GATEWAY_PORT"] = str(free_port())
+    env["GATEWAY_METRICS_PORT"] = str(free_port()) if "gateway" in metrics else "0"
+    return env
 
 
 def banner(gateway_url: str) -> list[str]:
@@ -318,7 +389,7 @@ def main() -> int:
     for note in plan.notes:
         output.say(note)
     try:
-        issued = pki.ensure(plan.pki_dir, [spec.name for spec in plan.processes])
+        issued = pki.ensure(plan.pki_dir, sorted(set(plan.identities.values())))
     except OSError as error:
         print(f"dev: cannot write the certificates in {plan.pki_dir}: {error}", file=sys.stderr)
         return 2

@@ -2,7 +2,8 @@
 
 - ``python -m bench.apps.echo PORT``: a grpc.aio server whose only service is
   the standard gRPC health service (``Check`` is the echo: a tiny unary call
-  that touches no store).
+  that touches no store). With ``GRPC_TLS_*`` set (``runtime.tls``) it serves
+  mutual TLS, as the services do, so a ceiling can pay what they pay.
 - ``create()`` (for ``uvicorn --factory``): a bare Starlette app whose
   ``POST /api/mining/click`` reads the body, makes one ``Health.Check`` call to
   ``MQBENCH_ECHO_ADDR`` over one grpc.aio channel and answers 202 JSON; no
@@ -27,6 +28,8 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from bench.apps import COUNT_PATH, Served, counted
+from runtime.config import Env
+from runtime.tls import load_tls, server_credentials
 
 CLICK_PATH = "/api/mining/click"
 
@@ -34,7 +37,11 @@ CLICK_PATH = "/api/mining/click"
 async def serve(port: int) -> None:
     server = grpc.aio.server()
     health_pb2_grpc.add_HealthServicer_to_server(health.aio.HealthServicer(), server)
-    server.add_insecure_port(f"127.0.0.1:{port}")
+    tls = load_tls(Env())
+    if tls is None:
+        server.add_insecure_port(f"127.0.0.1:{port}")
+    else:
+        server.add_secure_port(f"127.0.0.1:{port}", server_credentials(tls))
     await server.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -1,25 +1,23 @@
 """End-to-end fixtures: every service, the click worker and the gateway as
 child processes.
 
-Each :class:`Stack` runs ``python -m services.auth``, ``services.wallet``,
-``services.mining`` (and its worker), ``services.quests`` and ``python -m
-gateway`` on free ports against the session's Redis and MongoDB-wire servers
-(see ``tests/conftest.py``), with its own databases, a freshly generated JWT
-key and its own internal PKI (``tools/pki.py``): every child gets its own
-certificate, so the suite runs with mutual TLS and the access tables as
-shipped. OTP mail goes to a real SMTP server (aiosmtpd) that the tests read.
-A stack is ready when ``GET /api/health`` answers 200; it is stopped with
-SIGTERM and must exit cleanly. Tests that call a service directly dial it
-with :meth:`Stack.channel` as one of the identities.
+Each :class:`Stack` runs the processes of ``make dev``'s plan
+(:func:`tools.dev.dev_plan`: ``services.auth``, ``services.wallet``,
+``services.mining`` and its worker, ``services.quests`` and the gateway) on
+free ports and databases of its own (:func:`tools.dev.isolated_env`) against
+the session's Redis and MongoDB-wire servers (see ``tests/conftest.py``), with
+a freshly generated JWT key and its own internal PKI (``tools/pki.py``): every
+child gets its own certificate, so the suite runs with mutual TLS and the
+access tables as shipped. OTP mail goes to a real SMTP server (aiosmtpd) that
+the tests read. A stack is ready when ``GET /api/health`` answers 200; it is
+stopped with SIGTERM and must exit cleanly. Tests that call a service
+directly dial it with :meth:`Stack.channel` as one of the identities.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Generator, Iterator
@@ -30,12 +28,13 @@ import grpc
 import httpx
 import pytest
 
+from bench.harness.processes import Child
 from runtime.config import Env
-from runtime.embedded import free_port
 from runtime.tls import channel_credentials, load_tls, target_options
 from services.auth.keys import load_signing_key
 from tests.mail import Mailbox, smtp_server
 from tools import pki
+from tools.dev import DevPlan, dev_plan, isolated_env
 
 ROOT = Path(__file__).resolve().parents[2]
 #: The deposit provider's webhook secret in every stack (tests sign with it).
@@ -50,53 +49,8 @@ def mailbox() -> Iterator[Mailbox]:
         yield handler
 
 
-class Child:
-    """One service process, its stderr captured to a file."""
-
-    def __init__(self, name: str, args: list[str], env: dict[str, str], log_dir: Path) -> None:
-        self.name = name
-        self.args = args
-        self.log_path = log_dir / f"{name}.log"
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", *args],
-                cwd=ROOT,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-
-    def output(self, lines: int = 60) -> str:
-        text = self.log_path.read_text(errors="replace")
-        return "\n".join(text.splitlines()[-lines:])
-
-    def stop(self) -> int:
-        """SIGTERM and wait; the exit status (killed after a timeout)."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(STOP_TIMEOUT_SECONDS)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-                raise AssertionError(f"{self.name} ignored SIGTERM:\n{self.output()}") from None
-        return self.process.returncode
-
-
-def identity_of(args: list[str]) -> str:
-    """The certificate a child runs with: ``services.mining worker`` is the
-    ``mining-worker``, ``services.<name>`` is ``<name>``, ``gateway`` the gateway."""
-    if args[:2] == ["services.mining", "worker"]:
-        return "mining-worker"
-    return args[0].removeprefix("services.")
-
-
 class Stack:
-    """Every service, the click worker and the gateway in front of them.
-
-    ``tls=False`` runs internal gRPC in plaintext (to measure what mTLS costs).
-    """
+    """Every service, the click worker and the gateway in front of them."""
 
     def __init__(
         self,
@@ -106,28 +60,17 @@ class Stack:
         smtp_port: int,
         work_dir: Path,
         overrides: dict[str, str] | None = None,
-        tls: bool = True,
     ) -> None:
         self.work_dir = work_dir
         self.key_file = work_dir / "jwt-private.pem"
-        self.pki_dir = work_dir / "pki" if tls else None
-        if self.pki_dir is not None:
-            pki.ensure(self.pki_dir)
-        grpc_port, http_port, self.wallet_port = free_port(), free_port(), free_port()
-        self.mining_port = free_port()
-        self.quests_port = free_port()
-        self.base_url = f"http://127.0.0.1:{http_port}"
-        #: The gateway's Prometheus endpoint: an internal port, not the public one.
-        self.metrics_port = free_port()
         inherited = {k: v for k, v in os.environ.items() if k != "OTEL_EXPORTER_OTLP_ENDPOINT"}
         env = {
             **inherited,
+            **isolated_env("e2e"),
             "PYTHONPATH": str(ROOT),
+            "MINEQUEST_DATA_DIR": str(work_dir),
             "MONGODB_URI": mongodb_uri,
             "REDIS_URL": redis_url,
-            "AUTH_GRPC_PORT": str(grpc_port),
-            "AUTH_METRICS_PORT": "0",
-            "AUTH_MONGODB_DATABASE": f"e2e_auth_{uuid.uuid4().hex[:10]}",
             "AUTH_JWT_PRIVATE_KEY_FILE": str(self.key_file),
             "AUTH_JWT_GENERATE_KEY": "true",
             "SMTP_HOST": "127.0.0.1",
@@ -136,70 +79,55 @@ class Stack:
             # The test SMTP server offers no STARTTLS.
             "SMTP_SECURITY": "none",
             "ENABLE_DEV_OTP_FALLBACK": "false",
-            "GATEWAY_HOST": "127.0.0.1",
-            "GATEWAY_PORT": str(http_port),
-            "AUTH_SERVICE_ADDR": f"127.0.0.1:{grpc_port}",
-            "WALLET_GRPC_PORT": str(self.wallet_port),
-            "WALLET_METRICS_PORT": "0",
-            "WALLET_MONGODB_DATABASE": f"e2e_wallet_{uuid.uuid4().hex[:10]}",
             "WALLET_DEPOSIT_WALLETS": "USDT:ethereum:0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
             "WALLET_WITHDRAWAL_LIMITS": "MQC:1:1000:5000,USDT:5:1000:2000",
-            "WALLET_SERVICE_ADDR": f"127.0.0.1:{self.wallet_port}",
             "DEPOSIT_WEBHOOK_SECRET": WEBHOOK_SECRET,
-            "MINING_GRPC_PORT": str(self.mining_port),
-            "MINING_METRICS_PORT": "0",
-            "MINING_WORKER_METRICS_PORT": "0",
-            "GATEWAY_METRICS_PORT": str(self.metrics_port),
-            "MINING_MONGODB_DATABASE": f"e2e_mining_{uuid.uuid4().hex[:10]}",
-            "MINING_SERVICE_ADDR": f"127.0.0.1:{self.mining_port}",
             "MINING_WORKER_BLOCK_MS": "100",
-            "QUESTS_GRPC_PORT": str(self.quests_port),
-            "QUESTS_METRICS_PORT": "0",
-            "QUESTS_MONGODB_DATABASE": f"e2e_quests_{uuid.uuid4().hex[:10]}",
-            "QUESTS_SERVICE_ADDR": f"127.0.0.1:{self.quests_port}",
+            # Two gateway processes under their parent, as on this 2-core
+            # machine by default, whatever the core count of the test host.
+            "GATEWAY_WORKERS": "2",
             "MAX_BODY_BYTES": "65536",
             "LOG_LEVEL": "INFO",
             **(overrides or {}),
         }
         #: What every child shares (and commands such as ``reconcile`` run with);
-        #: each child adds its own certificate (:meth:`env_for`).
+        #: each child adds its own part of the plan, its certificate included
+        #: (:meth:`env_for`). Tests may change it, then :meth:`restart` a child.
         self.env = env
-        self.children = [
-            self._start(name, args)
-            for name, args in (
-                ("auth", ["services.auth"]),
-                ("wallet", ["services.wallet"]),
-                ("mining", ["services.mining"]),
-                ("mining-worker", ["services.mining", "worker"]),
-                ("quests", ["services.quests"]),
-                ("gateway", ["gateway"]),
-            )
-        ]
+        plan = self.plan()
+        self.pki_dir = plan.pki_dir
+        pki.ensure(self.pki_dir, sorted(set(plan.identities.values())))
+        self.base_url = plan.gateway_url
+        #: The gateway's Prometheus endpoint: an internal port, not the public one.
+        self.metrics_port = int(env["GATEWAY_METRICS_PORT"])
+        self.wallet_port = int(env["WALLET_GRPC_PORT"])
+        self.mining_port = int(env["MINING_GRPC_PORT"])
+        self.quests_port = int(env["QUESTS_GRPC_PORT"])
+        #: Which process of the plan each child runs (a spawned copy has a name of its own).
+        self._runs: dict[str, str] = {spec.name: spec.name for spec in plan.processes}
+        self.children = [self._start(spec.name, plan) for spec in plan.processes]
         try:
             self._wait_ready()
         except BaseException:
             self.stop(check=False)
             raise
 
+    def plan(self) -> DevPlan:
+        """``make dev``'s plan for the stack's current :attr:`env`."""
+        return dev_plan(Env(self.env))
+
     def env_for(self, identity: str) -> dict[str, str]:
         """The environment of a process running as ``identity`` (its ``GRPC_TLS_*``)."""
-        if self.pki_dir is None:
-            return dict(self.env)
         return self.env | pki.identity_files(self.pki_dir, identity).env()
 
-    def _start(self, name: str, args: list[str]) -> Child:
-        return Child(name, args, self.env_for(identity_of(args)), self.work_dir)
+    def _start(self, name: str, plan: DevPlan) -> Child:
+        spec = plan.spec(self._runs[name])
+        return Child(name, spec.argv, {**self.env, **spec.env}, self.work_dir)
 
     def channel(self, service: str, *, identity: str) -> grpc.Channel:
         """A (blocking) channel to one service, calling as ``identity``; the
         service's access table decides what it may call."""
-        ports = {
-            "wallet": self.wallet_port,
-            "mining": self.mining_port,
-            "quests": self.quests_port,
-            "auth": int(self.env["AUTH_GRPC_PORT"]),
-        }
-        target = f"127.0.0.1:{ports[service]}"
+        target = self.plan().addresses[service]
         tls = load_tls(Env(self.env_for(identity)))
         if tls is None:
             return grpc.insecure_channel(target)
@@ -229,7 +157,7 @@ class Stack:
 
     def _report(self, problem: str) -> str:
         logs = "\n".join(
-            f"--- {child.name} output ---\n{child.output()}" for child in self.children
+            f"--- {child.name} output ---\n{child.tail(60)}" for child in self.children
         )
         return f"{problem}\n{logs}"
 
@@ -238,23 +166,31 @@ class Stack:
 
     def log(self, name: str) -> str:
         """Everything a child process has written so far."""
-        child = next(child for child in self.children if child.name == name)
-        return child.log_path.read_text(errors="replace")
+        return self.child(name).output()
 
     def child(self, name: str) -> Child:
         return next(child for child in self.children if child.name == name)
 
+    def _stop_child(self, child: Child) -> int:
+        code, clean = child.stop(STOP_TIMEOUT_SECONDS)
+        if not clean:
+            raise AssertionError(f"{child.name} ignored SIGTERM:\n{child.tail(60)}")
+        return code
+
     def restart(self, name: str) -> None:
-        """Stop one child (a no-op when it is gone already), start it again with
-        the same arguments, wait until the stack is ready."""
+        """Stop one child (a no-op when it is gone already), start it again as
+        the plan for the current :attr:`env` says, wait until the stack is ready."""
         old = self.child(name)
-        old.stop()
-        self.children[self.children.index(old)] = self._start(name, old.args)
+        self._stop_child(old)
+        self.children[self.children.index(old)] = self._start(name, self.plan())
         self._wait_ready()
 
     def spawn(self, name: str, args: list[str]) -> Child:
-        """Start one more child (a second worker, say); stopped with the stack."""
-        child = self._start(name, args)
+        """Start one more copy of the plan's process run as ``python -m *args``
+        (a second worker, say) under ``name``; stopped with the stack."""
+        plan = self.plan()
+        self._runs[name] = next(spec.name for spec in plan.processes if list(spec.argv[2:]) == args)
+        child = self._start(name, plan)
         self.children.insert(-1, child)  # before the gateway, which stops first
         return child
 
@@ -277,7 +213,10 @@ class Stack:
 
     def stop(self, *, check: bool = True) -> None:
         """Gateway first, then the services; each must exit 0 on SIGTERM."""
-        statuses = {child.name: child.stop() for child in reversed(self.children)}
+        statuses = {}
+        for child in reversed(self.children):
+            code, clean = child.stop(STOP_TIMEOUT_SECONDS)
+            statuses[child.name] = code if clean else "ignored SIGTERM"
         if check:
             bad = {name: code for name, code in statuses.items() if code != 0}
             assert not bad, self._report(f"unclean exit on SIGTERM: {bad}")

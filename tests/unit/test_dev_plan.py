@@ -196,12 +196,41 @@ def test_ports_and_hosts_follow_the_environment() -> None:
         ("AUTH_JWT_GENERATE_KEY", "sure"),
         ("SHUTDOWN_GRACE_SECONDS", "soon"),
         ("MINEQUEST_ENV", "staging"),
+        ("MINING_WORKER_PROCESSES", "0"),
     ],
 )
 def test_a_bad_value_names_its_variable(variable: str, value: str) -> None:
     with pytest.raises(ConfigError) as caught:
         plan(**{variable: value})
     assert caught.value.variable == variable
+
+
+def test_several_workers_run_as_the_worker_identity_on_consecutive_metrics_ports() -> None:
+    result = plan(MINING_WORKER_PROCESSES="3", MINING_WORKER_METRICS_PORT="9200")
+    workers = result.workers
+    assert [spec.name for spec in workers] == [f"mining-worker-{n}" for n in (1, 2, 3)]
+    assert [spec.ports[0].port for spec in workers] == [9200, 9201, 9202]
+    assert {result.identities[spec.name] for spec in workers} == {"mining-worker"}
+    assert {spec.env["GRPC_TLS_CERT_FILE"] for spec in workers} == {
+        str(result.pki_dir / "mining-worker" / "cert.pem")
+    }
+    # the gateway still comes last, after every worker
+    assert result.processes[-1].name == "gateway"
+
+
+def test_an_isolated_environment_moves_every_port_and_database(tmp_path: Path) -> None:
+    first, second = dev.isolated_env("e2e"), dev.isolated_env("e2e", metrics=())
+    assert first["AUTH_GRPC_PORT"] != second["AUTH_GRPC_PORT"]
+    assert first["MINING_MONGODB_DATABASE"].startswith("e2e_mining_")
+    assert first["MINING_MONGODB_DATABASE"] != second["MINING_MONGODB_DATABASE"]
+    assert second["GATEWAY_METRICS_PORT"] == "0"
+    result = plan(**first, MINEQUEST_DATA_DIR=str(tmp_path))
+    defaults = {claim.port for spec in plan().processes for claim in spec.ports}
+    moved = {claim.port for spec in result.processes for claim in spec.ports}
+    assert not moved & defaults
+    assert result.addresses["wallet"] == f"127.0.0.1:{first['WALLET_GRPC_PORT']}"
+    assert result.gateway_url == f"http://127.0.0.1:{first['GATEWAY_PORT']}"
+    check_ports(result.processes)  # all free, none claimed twice
 
 
 def test_every_service_in_the_table_gets_its_own_ports() -> None:
