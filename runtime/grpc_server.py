@@ -32,7 +32,9 @@ from redis.exceptions import RedisError
 from runtime.access import ACCESS, is_open
 from runtime.config import ServiceSettings, load_or_exit
 from runtime.interceptors import AccessTable, ServerInterceptor
+from runtime.metrics import watch_event_loop_lag
 from runtime.process import MetricsPortUnavailable, start_process
+from runtime.tasks import background
 from runtime.tls import TlsSettings, announce, require_identity, server_credentials
 
 log = logging.getLogger(__name__)
@@ -165,7 +167,8 @@ async def serve(
                     "reflection": settings.reflection,
                 },
             )
-            await stop.wait()
+            async with background(watch_event_loop_lag(), "event-loop-lag"):
+                await stop.wait()
             log.info("shutting down", extra={"grace_seconds": settings.shutdown_grace_seconds})
             await running.stop(settings.shutdown_grace_seconds)
     except (PyMongoError, RedisError) as error:

@@ -7,7 +7,9 @@ gRPC metric names follow go-grpc-prometheus so that stock dashboards work:
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram, start_http_server
+import asyncio
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
@@ -66,3 +68,46 @@ REDIS_LATENCY_MS = Histogram(
 #: definition, so services that run in one test process never register twice).
 CACHE_HITS = Counter("cache_hits_total", "Cache lookups answered from the cache.", ["cache"])
 CACHE_MISSES = Counter("cache_misses_total", "Cache lookups that missed.", ["cache"])
+
+#: The monitoring guide's store metrics, observed by the clients that
+#: :mod:`runtime.stores` makes (so every process reports them the same way).
+DB_QUERY_SECONDS = Histogram(
+    "db_query_duration_seconds",
+    "MongoDB command latency as the driver saw it (PyMongo command monitoring), "
+    "by database, command and outcome (ok or error).",
+    ["database", "command", "outcome"],
+    buckets=_BUCKETS,
+)
+DB_POOL = Gauge(
+    "db_connection_pool_size",
+    "MongoDB driver connections by state: active (checked out), idle (open, "
+    "not checked out) and waiting (callers queued for a connection), per client.",
+    ["client", "state"],
+    # the gateway's worker processes (prometheus_client multiprocess mode) add up
+    multiprocess_mode="livesum",
+)
+REDIS_OPERATION_SECONDS = Histogram(
+    "redis_operation_duration_seconds",
+    "Redis command (or pipeline) latency as the client saw it, by command.",
+    ["operation"],
+    buckets=_BUCKETS,
+)
+EVENT_LOOP_LAG = Gauge(
+    "asyncio_eventloop_lag_seconds",
+    "How late the event loop ran a timer, last measured (the asyncio analogue "
+    "of nodejs_eventloop_lag_seconds): high means callbacks hog the loop.",
+    multiprocess_mode="livemax",  # the worst of the gateway's worker processes
+)
+
+#: Seconds between two event-loop lag probes.
+LAG_PROBE_SECONDS = 0.5
+
+
+async def watch_event_loop_lag(interval: float = LAG_PROBE_SECONDS) -> None:
+    """Keep :data:`EVENT_LOOP_LAG` current until cancelled: sleep ``interval``
+    and record how much later than asked the loop woke this task up."""
+    loop = asyncio.get_running_loop()
+    while True:
+        started = loop.time()
+        await asyncio.sleep(interval)
+        EVENT_LOOP_LAG.set(max(0.0, loop.time() - started - interval))

@@ -14,6 +14,8 @@ import redis.asyncio as aioredis
 import redis.exceptions
 from pymongo import AsyncMongoClient
 
+from runtime.store_monitoring import CommandMonitor, PoolMonitor, TimedRedis
+
 #: Store failures that are outages, not bugs: a service answers them
 #: UNAVAILABLE (HTTP 503 with Retry-After), a worker waits them out.
 STORE_OUTAGES: tuple[type[Exception], ...] = (
@@ -38,20 +40,30 @@ def is_duplicate_key(error: BaseException) -> bool:
 def mongo_client(
     uri: str, *, app_name: str, server_selection_timeout_ms: int = 5000
 ) -> AsyncMongoClient[dict[str, Any]]:
-    """An ``AsyncMongoClient`` with timezone-aware datetimes."""
+    """An ``AsyncMongoClient`` with timezone-aware datetimes that reports its
+    command timings, spans and pool states (:mod:`runtime.store_monitoring`)."""
     return AsyncMongoClient(
         uri,
         appname=app_name,
         tz_aware=True,
         serverSelectionTimeoutMS=server_selection_timeout_ms,
+        event_listeners=[CommandMonitor(), PoolMonitor(app_name)],
+    )
+
+
+def pool_monitor(client: AsyncMongoClient[Any]) -> PoolMonitor | None:
+    """The :class:`PoolMonitor` that :func:`mongo_client` registered on ``client``."""
+    return next(
+        (each for each in client.options.event_listeners if isinstance(each, PoolMonitor)), None
     )
 
 
 def redis_client(
     url: str, *, socket_timeout: float = 2.0, max_connections: int = 200
 ) -> aioredis.Redis:
-    """A pooled asyncio Redis client that answers ``str`` values."""
-    return aioredis.Redis.from_url(
+    """A pooled asyncio Redis client that answers ``str`` values and times each
+    command (``redis_operation_duration_seconds``)."""
+    return TimedRedis.from_url(
         url,
         decode_responses=True,
         socket_timeout=socket_timeout,

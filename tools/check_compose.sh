@@ -2,13 +2,16 @@
 # Validate the deployment files without a Docker engine:
 #   compose.yaml                      docker compose config (v2 plugin) or docker-compose (v1)
 #   deploy/prometheus/*.yml           promtool check config / check rules / test rules
+#   deploy/alertmanager/*.yml         amtool check-config
 #   deploy/grafana/dashboards/*.json  valid JSON, every panel query valid PromQL (promtool)
-#   deploy/otel-collector, grafana provisioning: YAML parses (docker-compose's PyYAML)
+#   deploy/otel-collector, deploy/loki, grafana provisioning: YAML parses (docker-compose's PyYAML)
+# (deploy/alloy/config.alloy has no offline validator: Alloy itself checks it at start.)
 #
 # A missing validator is reported and skipped (exit 0) unless
 # CHECK_COMPOSE_REQUIRE=1, which turns every skip into a failure (CI).
 # Install the validators on Debian/Ubuntu with:
-#   apt-get install -y --no-install-recommends docker-compose prometheus
+#   apt-get install -y --no-install-recommends docker-compose prometheus prometheus-alertmanager
+# (make deploy-tools).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -52,7 +55,8 @@ for candidate in /usr/bin/python3 python3; do
   fi
 done
 if [[ -n "$yaml_python" ]]; then
-  if "$yaml_python" - deploy/otel-collector/config.yaml deploy/grafana/provisioning/*/*.yml <<'EOF'
+  if "$yaml_python" - deploy/otel-collector/config.yaml deploy/loki/*.yml \
+    deploy/grafana/provisioning/*/*.yml <<'EOF'
 import sys
 import yaml
 
@@ -60,7 +64,7 @@ for path in sys.argv[1:]:
     with open(path) as handle:
         if not isinstance(yaml.safe_load(handle), dict):
             sys.exit(f"{path}: not a YAML mapping")
-print(f"check_compose: {len(sys.argv) - 1} collector/grafana YAML files parse")
+print(f"check_compose: {len(sys.argv) - 1} collector/loki/grafana YAML files parse")
 EOF
   then :; else failed=1; fi
 else
@@ -69,8 +73,10 @@ fi
 
 if command -v promtool >/dev/null 2>&1; then
   promtool check config deploy/prometheus/prometheus.yml || failed=1
+  promtool check config deploy/prometheus/prometheus.dev.yml || failed=1
   promtool test rules deploy/prometheus/alerts.test.yml || failed=1
-  # Every dashboard query, with Grafana's $__rate_interval filled in, must be valid PromQL.
+  # Every dashboard query, with Grafana's $__rate_interval and $__range filled in, must be
+  # valid PromQL.
   queries=$(mktemp)
   python3 - deploy/grafana/dashboards/*.json >"$queries" <<'EOF' || failed=1
 import json
@@ -84,7 +90,7 @@ for path in sys.argv[1:]:
     for panel in dashboard["panels"]:
         for target in panel.get("targets", []):
             count += 1
-            expr = target["expr"].replace("$__rate_interval", "5m")
+            expr = target["expr"].replace("$__rate_interval", "5m").replace("$__range", "1h")
             print(f"      - record: dashboard:query_{count}\n        expr: {json.dumps(expr)}")
 EOF
   if promtool check rules "$queries" >/dev/null; then
@@ -97,6 +103,17 @@ EOF
 else
   skip "prometheus config, alert rules and dashboard queries: promtool is not installed"
   python3 -m json.tool deploy/grafana/dashboards/minequest.json >/dev/null || failed=1
+fi
+
+if command -v amtool >/dev/null 2>&1; then
+  if amtool check-config deploy/alertmanager/alertmanager.yml >/dev/null; then
+    echo "check_compose: alertmanager config is valid (amtool)"
+  else
+    amtool check-config deploy/alertmanager/alertmanager.yml || true
+    failed=1
+  fi
+else
+  skip "alertmanager config: amtool is not installed (prometheus-alertmanager)"
 fi
 
 if ((failed)); then

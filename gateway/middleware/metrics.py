@@ -1,7 +1,9 @@
 """HTTP request metrics, labelled by route template (never the raw path).
 
-``http_request_duration_seconds{route,method,status}`` (histogram) and
-``http_requests_total{route,method,status}`` (counter). ``route`` is the
+``http_request_duration_seconds{route,method,status}`` (histogram),
+``http_requests_total{route,method,status}`` (counter) and
+``http_request_errors_total{route,method,type}`` (4xx ``client_error``, 5xx
+``server_error``). ``route`` is the
 matched route's path template (``/api/quests/{id}/complete``), or
 ``unmatched`` when no route matched, so label cardinality stays bounded.
 """
@@ -13,7 +15,9 @@ import time
 from typing import Any
 
 from prometheus_client import Counter, Histogram
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from gateway.middleware.answer import StatusRecorder, route_template
 
 _LABELS = ("route", "method", "status")
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -26,6 +30,11 @@ HTTP_REQUEST_SECONDS = Histogram(
     buckets=_BUCKETS,
 )
 HTTP_REQUESTS = Counter("http_requests_total", "HTTP requests answered by the gateway.", _LABELS)
+HTTP_REQUEST_ERRORS = Counter(
+    "http_request_errors_total",
+    "HTTP requests answered with an error, by type: client_error (4xx) or server_error (5xx).",
+    ("route", "method", "type"),
+)
 
 
 @functools.cache
@@ -45,20 +54,15 @@ class MetricsMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = 500
-
-        async def send_recording(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
+        answer = StatusRecorder(send)
         try:
-            await self.app(scope, receive, send_recording)
+            await self.app(scope, receive, answer)
         finally:
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
+            status, template = answer.status, route_template(scope)
             method = scope["method"] if scope["method"] in _METHODS else "OTHER"
             seconds, count = _children(template, method, status)
             seconds.observe(time.perf_counter() - started)
             count.inc()
+            if status >= 400:
+                kind = "server_error" if status >= 500 else "client_error"
+                HTTP_REQUEST_ERRORS.labels(template, method, kind).inc()

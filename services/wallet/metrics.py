@@ -31,6 +31,14 @@ CREDIT_ENTRIES = Counter(
     "Credit entries received, by result (applied, or duplicate of one already posted).",
     ["result"],
 )
+#: The mined-coins counter the dashboards plot and MiningRateDrop alerts on:
+#: coins the ledger actually credited for mining (a replayed credit adds nothing).
+COINS_MINED = Counter(
+    "mining_coins_mined_total",
+    "Coins credited to users for mining, in whole coins, by currency (duplicates excluded).",
+    ["currency"],
+)
+MINING_SOURCE = "mining."
 DEPOSITS = Counter(
     "wallet_deposits_total",
     "Deposit notifications, by result (matched, unmatched, duplicate).",

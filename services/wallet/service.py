@@ -19,7 +19,7 @@ from runtime.timestamps import to_timestamp
 from services.wallet import chains, credits, deposits, withdrawals
 from services.wallet.errors import InvalidWithdrawal, WithdrawalNotFound
 from services.wallet.ledger import KeyedLock, Kind, account_id
-from services.wallet.metrics import PendingGauge
+from services.wallet.metrics import COINS_MINED, MINING_SOURCE, PendingGauge
 from services.wallet.money import Currency, currency_of, read_money, to_money
 from services.wallet.owners import WalletOwners
 from services.wallet.pages import millis
@@ -116,6 +116,10 @@ class WalletService(wallet_pb2_grpc.WalletServiceServicer):
             request.entries, self.currencies, self.settings.credit_max_batch
         )
         outcomes = await self.credits.submit(postings)
+        for posting, outcome in zip(postings, outcomes, strict=True):
+            if outcome.applied and posting.source.startswith(MINING_SOURCE):
+                precision = self.currencies[posting.currency].precision
+                COINS_MINED.labels(posting.currency).inc(posting.amount / 10**precision)
         return wallet_pb2.CreditResponse(
             results=[
                 wallet_pb2.CreditResult(
