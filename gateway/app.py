@@ -1,10 +1,11 @@
 """The Starlette application: middleware, routes, error handlers and the lifespan.
 
-Middleware, outermost first: request id, metrics, CORS (when origins are
-configured), gzip, body limit. The lifespan opens every client — the gRPC
-channel to each service, Redis and MongoDB when configured — hands them to
-requests as :class:`gateway.state.Gateway`, keeps the JWK set fresh, and
-closes them on shutdown.
+Middleware, outermost first: tracing (when an OTLP endpoint is set), request
+id, access log, metrics, CORS (when origins are configured), gzip, body
+limit. The lifespan opens every client — the gRPC channel to each service,
+Redis and MongoDB when configured — hands them to requests as
+:class:`gateway.state.Gateway`, keeps the JWK set fresh, and closes them on
+shutdown.
 """
 
 from __future__ import annotations
@@ -23,7 +24,14 @@ from starlette.middleware.gzip import GZipMiddleware
 
 from gateway import errors
 from gateway.auth import TokenVerifier
-from gateway.middleware import BodyLimitMiddleware, MetricsMiddleware, RequestIdMiddleware
+from gateway.click_batcher import ClickBatcher
+from gateway.middleware import (
+    AccessLogMiddleware,
+    BodyLimitMiddleware,
+    MetricsMiddleware,
+    RequestIdMiddleware,
+    TracingMiddleware,
+)
 from gateway.openapi import build_openapi
 from gateway.protection.clientip import TrustedProxies
 from gateway.protection.store import Guard
@@ -32,11 +40,13 @@ from gateway.routes.auth import fetch_jwk_set
 from gateway.routing import Endpoint, Protection, build_routes
 from gateway.settings import GatewaySettings
 from gateway.state import Backend, Gateway, State
+from gateway.web_app import web_app_routes
 from minequest.auth.v1 import auth_pb2, auth_pb2_grpc
 from minequest.mining.v1 import mining_pb2, mining_pb2_grpc
 from minequest.quests.v1 import quests_pb2, quests_pb2_grpc
 from minequest.wallet.v1 import wallet_pb2, wallet_pb2_grpc
 from runtime.grpc_client import channel
+from runtime.metrics import watch_event_loop_lag
 from runtime.redis_pipe import PipelinedRedis
 from runtime.stores import mongo_client, redis_client
 from runtime.tasks import background
@@ -120,12 +130,19 @@ def create_app(settings: GatewaySettings, endpoints: Iterable[Endpoint] = ENDPOI
             if settings.mongodb_uri
             else None
         )
+        mining = mining_pb2_grpc.MiningServiceStub(mining_channel)
+        clicks = ClickBatcher(
+            mining,
+            max_clicks=settings.click_batch_max,
+            window_seconds=settings.click_batch_window_seconds,
+        )
         gateway = Gateway(
             settings=settings,
             auth=auth,
             wallet=wallet_pb2_grpc.WalletServiceStub(wallet_channel),
             quests=quests_pb2_grpc.QuestsServiceStub(quests_channel),
-            mining=mining_pb2_grpc.MiningServiceStub(mining_channel),
+            mining=mining,
+            clicks=clicks,
             backends=(
                 Backend("auth", AUTH_SERVICE, auth_channel),
                 Backend("wallet", WALLET_SERVICE, wallet_channel),
@@ -156,11 +173,13 @@ def create_app(settings: GatewaySettings, endpoints: Iterable[Endpoint] = ENDPOI
             },
         )
         try:
-            async with background(
-                verifier.keep_fresh(settings.jwks_refresh_seconds), "jwks-refresh"
+            async with (
+                background(verifier.keep_fresh(settings.jwks_refresh_seconds), "jwks-refresh"),
+                background(watch_event_loop_lag(), "event-loop-lag"),
             ):
                 yield {"gateway": gateway}
         finally:
+            await clicks.close()
             await auth_channel.close()
             await wallet_channel.close()
             await quests_channel.close()
@@ -173,7 +192,13 @@ def create_app(settings: GatewaySettings, endpoints: Iterable[Endpoint] = ENDPOI
                 await mongo.close()
             log.info("gateway clients closed")
 
-    middleware = [Middleware(RequestIdMiddleware), Middleware(MetricsMiddleware)]
+    middleware = [
+        Middleware(RequestIdMiddleware),
+        Middleware(AccessLogMiddleware),
+        Middleware(MetricsMiddleware),
+    ]
+    if settings.otlp_endpoint:  # HTTP server spans, around everything else
+        middleware.insert(0, Middleware(TracingMiddleware))
     if settings.cors_allow_origins:
         middleware.append(
             Middleware(
@@ -190,10 +215,13 @@ def create_app(settings: GatewaySettings, endpoints: Iterable[Endpoint] = ENDPOI
         Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes),
     ]
     return Starlette(
-        routes=build_routes(
-            rows,
-            Protection(settings.rate_limit_policies, TrustedProxies(settings.trusted_proxies)),
-        ),
+        routes=[
+            *build_routes(
+                rows,
+                Protection(settings.rate_limit_policies, TrustedProxies(settings.trusted_proxies)),
+            ),
+            *web_app_routes(settings.web_dir),
+        ],
         middleware=middleware,
         exception_handlers={
             HTTPException: errors.handle_http_exception,

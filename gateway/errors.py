@@ -32,7 +32,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from runtime import context
-from runtime.errors import DomainError, decode_rpc_error, status_code_of
+from runtime.errors import DomainError, RpcErrorInfo, decode_rpc_error, status_code_of
 from runtime.log import Throttle
 
 log = logging.getLogger(__name__)
@@ -198,7 +198,11 @@ def from_api_error(error: ApiError) -> Response:
 
 def from_rpc_error(error: grpc.aio.AioRpcError) -> Response:
     """Translate a failed gRPC call through the one status table."""
-    info = decode_rpc_error(error)
+    return from_error_info(decode_rpc_error(error))
+
+
+def from_error_info(info: RpcErrorInfo) -> Response:
+    """A service's refusal (a failed call, or one item of a batch call) as problem+json."""
     status = REASON_HTTP_STATUS.get(info.reason or "", 0) or http_status(info.code)
     code = info.reason or _DEFAULT_CODES.get(info.code, info.code.name.lower())
     detail = info.message

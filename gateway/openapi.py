@@ -10,17 +10,19 @@ hand per route, so a new row in the table is documented by construction.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from http import HTTPStatus
 from typing import Any
 
 from google.protobuf.descriptor import FieldDescriptor
 
+from gateway import constraints, refusals
 from gateway.errors import PROBLEM_JSON
 from gateway.protection.middleware import KeyMode
 from gateway.protojson import descriptor_of
-from gateway.routing import BODY_METHODS, Access, Endpoint
+from gateway.routing import BODY_METHODS, MAX_PAGE_SIZE_PARAMETER, Access, Endpoint
 from gateway.schema import Schema, SchemaSet
-from runtime.idempotency import MAX_KEY_LENGTH, PATTERN
+from runtime.pages import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 
 _PATH_PARAM = re.compile(r"{([^}:]+)(?::[^}]+)?}")
 
@@ -39,6 +41,31 @@ PROBLEM_SCHEMA: Schema = {
         "field": {"type": "string", "description": "The request field to blame (JSON name)."},
     },
 }
+
+#: Where one operation's answer names what another takes (OpenAPI links): a
+#: client generator and schemathesis' stateful phase follow them.
+#: operation id -> (link name, target operation id, {parameter: expression}).
+LINKS: Mapping[str, tuple[tuple[str, str, Mapping[str, str]], ...]] = {
+    "createWithdrawal": (
+        ("getWithdrawal", "getWithdrawal", {"withdrawalId": "$response.body#/withdrawal/id"}),
+        (
+            "approveWithdrawal",
+            "approveWithdrawal",
+            {"withdrawalId": "$response.body#/withdrawal/id"},
+        ),
+        ("rejectWithdrawal", "rejectWithdrawal", {"withdrawalId": "$response.body#/withdrawal/id"}),
+    ),
+    "createQuest": (
+        ("updateQuest", "updateQuest", {"questId": "$response.body#/quest/id"}),
+        ("archiveQuest", "archiveQuest", {"questId": "$response.body#/quest/id"}),
+        ("completeQuest", "completeQuest", {"questId": "$response.body#/quest/id"}),
+        ("checkQuestEligibility", "checkQuestEligibility", {"questId": "$response.body#/quest/id"}),
+    ),
+    "submitClick": (("getClickStatus", "getClickStatus", {"key": "$response.body#/key"}),),
+}
+
+#: A path parameter is one non-empty path segment.
+_PATH_SEGMENT: Schema = {"minLength": 1, "pattern": "^[^/]+$"}
 
 _PROBLEM_REF = {"$ref": "#/components/responses/Problem"}
 _PROBLEM_REF_BODY = {
@@ -93,8 +120,10 @@ def _operation(row: Endpoint, schemas: SchemaSet) -> dict[str, Any]:
         body = schemas.message(
             descriptor_of(row.request), exclude=(*row.hidden_fields, *_path_names(row.path))
         )
+        rules = constraints.for_message(descriptor_of(row.request).full_name)
         operation["requestBody"] = {
-            "required": False,
+            # No body reads as {}: required when {} is not a valid request.
+            "required": bool(rules.keys() & {"required", "oneOf", "anyOf", "not"}),
             "content": {"application/json": {"schema": body}},
         }
     if row.access is Access.OPTIONAL:
@@ -102,23 +131,37 @@ def _operation(row: Endpoint, schemas: SchemaSet) -> dict[str, Any]:
     elif row.access is not Access.PUBLIC:
         operation["security"] = [{"bearerAuth": []}]
     responses: dict[str, Any] = {str(row.status): _success(row, schemas)}
+    links = LINKS.get(row.operation_id, ())
+    if links:
+        responses[str(row.status)]["links"] = {
+            name: {"operationId": target, "parameters": dict(parameters)}
+            for name, target, parameters in links
+        }
     for status, description in row.other_statuses.items():
         responses[str(status)] = {**_success(row, schemas), "description": description}
-    if has_body or parameters:
-        responses["400"] = _PROBLEM_REF
-    if row.access is not Access.PUBLIC:
-        responses["401"] = _PROBLEM_REF
-    if row.access is Access.ADMIN:
-        responses["403"] = _PROBLEM_REF
-    if has_body:
-        responses["413"] = _PROBLEM_REF
-    if row.key_mode is not KeyMode.IGNORED:
-        responses["409"] = {**_PROBLEM_REF_BODY, "description": "Idempotency-Key in flight"}
-        responses["422"] = {**_PROBLEM_REF_BODY, "description": "Idempotency-Key reused"}
-    responses["429"] = {**_PROBLEM_REF_BODY, "description": "Rate limited (see Retry-After)"}
+    gateway = refusals.gateway_codes(
+        has_input=has_body or bool(parameters),
+        has_body=has_body,
+        signed_in=row.access is not Access.PUBLIC,
+        admin=row.access is Access.ADMIN,
+        key=row.key_mode is not KeyMode.IGNORED,
+        key_required=row.key_mode in (KeyMode.REQUIRED, KeyMode.IN_SERVICE),
+    )
+    for status, codes in refusals.codes_for(row.operation_id, gateway).items():
+        responses.setdefault(str(status), _problem(status, codes))
     responses.update({"4XX": _PROBLEM_REF, "5XX": _PROBLEM_REF})
     operation["responses"] = responses
     return operation
+
+
+def _problem(status: int, codes: list[str]) -> dict[str, Any]:
+    """A problem+json answer, with the codes (``error``) it may carry."""
+    phrase = HTTPStatus(status).phrase
+    return {
+        **_PROBLEM_REF_BODY,
+        "description": f"{phrase}: {', '.join(f'`{code}`' for code in codes)}",
+        "x-problem-codes": codes,
+    }
 
 
 def _success(row: Endpoint, schemas: SchemaSet) -> dict[str, Any]:
@@ -150,9 +193,16 @@ def _parameters(row: Endpoint, schemas: SchemaSet) -> list[dict[str, Any]]:
             fields[field.json_name] = field
     parameters: list[dict[str, Any]] = []
     names = _path_names(row.path)
+    required = (
+        set(constraints.required_fields(descriptor_of(row.request).full_name))
+        if row.request is not None
+        else set()
+    )
     for name in names:
         found = fields.get(name)
         schema = schemas.field(found) if found is not None else {"type": "string"}
+        if "pattern" not in schema and "enum" not in schema:
+            schema = {**schema, **_PATH_SEGMENT}  # what the route template matches
         parameters.append({"name": name, "in": "path", "required": True, "schema": schema})
     if row.key_mode is not KeyMode.IGNORED:
         parameters.append(
@@ -162,12 +212,7 @@ def _parameters(row: Endpoint, schemas: SchemaSet) -> list[dict[str, Any]]:
                 "required": row.key_mode in (KeyMode.REQUIRED, KeyMode.IN_SERVICE),
                 "description": "A unique value per operation; a retry with the same key "
                 "replays the first answer (X-Idempotency: HIT).",
-                "schema": {
-                    "type": "string",
-                    "minLength": 1,
-                    "maxLength": MAX_KEY_LENGTH,
-                    "pattern": PATTERN,
-                },
+                "schema": dict(constraints.IDEMPOTENCY_KEY),
             }
         )
     if row.method not in BODY_METHODS and row.request is not None:
@@ -178,8 +223,30 @@ def _parameters(row: Endpoint, schemas: SchemaSet) -> list[dict[str, Any]]:
                 {
                     "name": field.json_name,
                     "in": "query",
-                    "required": False,
+                    "required": field.json_name in required,
                     "schema": schemas.field(field),
                 }
             )
+    if "page" in row.server_fields:
+        parameters += _PAGE_PARAMETERS
     return parameters
+
+
+#: A paged list's query parameters (:func:`gateway.routing.page_request`).
+_PAGE_PARAMETERS: list[dict[str, Any]] = [
+    {
+        "name": "pageSize",
+        "in": "query",
+        "required": False,
+        "description": f"Items per page (0 or absent: {DEFAULT_PAGE_SIZE}; at most "
+        f"{MAX_PAGE_SIZE} are answered, a larger size is read as {MAX_PAGE_SIZE})",
+        "schema": {"type": "integer", "minimum": 0, "maximum": MAX_PAGE_SIZE_PARAMETER},
+    },
+    {
+        "name": "pageToken",
+        "in": "query",
+        "required": False,
+        "description": "The nextPageToken of the page before (absent: the first page)",
+        "schema": {"type": "string", "maxLength": 1024},
+    },
+]

@@ -160,6 +160,9 @@ def parse_query(
 
 
 def parse_dict(data: dict[str, Any], message_type: type[M]) -> M:
+    null = _null_field(data, descriptor_of(message_type))
+    if null is not None:
+        raise invalid_field(f"{null} may not be null (leave it out instead)", null)
     message = message_type()
     try:
         json_format.ParseDict(data, message, ignore_unknown_fields=False)
@@ -193,6 +196,32 @@ def locate_error(
             ):
                 return locate_error(value, nested, f"{path}.") or (path, str(error))
             return path, f"{path} has the wrong type or value: {error}"
+    return None
+
+
+def _null_field(data: Mapping[str, Any], descriptor: Descriptor, prefix: str = "") -> str | None:
+    """The first field set to JSON ``null`` that the OpenAPI document does not
+    let be null (only proto3 ``optional`` scalars may: "not set")."""
+    fields = _fields(descriptor)
+    for key, value in data.items():
+        field = fields.get(key)
+        if field is None:
+            continue
+        nested = field.message_type
+        if value is None:
+            nullable = nested is None and field.has_presence and not field.is_repeated
+            if not nullable and not (nested and nested.full_name == "google.protobuf.Value"):
+                return f"{prefix}{key}"
+        elif (
+            isinstance(value, dict)
+            and nested is not None
+            and not field.is_repeated
+            and not nested.GetOptions().map_entry
+            and not nested.full_name.startswith("google.protobuf.")
+        ):
+            found = _null_field(value, nested, f"{prefix}{key}.")
+            if found:
+                return found
     return None
 
 

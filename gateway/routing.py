@@ -36,6 +36,7 @@ from gateway.protection.model import PolicySet
 from gateway.protection.tokens import TokenGate
 from gateway.state import Gateway, gateway_of
 from minequest.common.v1 import common_pb2
+from runtime.tracing import current_traceparent
 
 __all__ = [
     "BODY_METHODS",
@@ -54,6 +55,8 @@ Resp = TypeVar("Resp", bound=Message)
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _PAGE_SIZE = re.compile(r"[0-9]{1,6}")
+#: The largest ``pageSize`` a request may ask (the services answer fewer).
+MAX_PAGE_SIZE_PARAMETER = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,8 +138,10 @@ def page_request(incoming: Incoming) -> common_pb2.PageRequest:
     """A list's page from ``pageSize`` (0: the service's default) and ``pageToken``."""
     query = incoming.request.query_params
     size = query.get("pageSize", "0").strip() or "0"
-    if not _PAGE_SIZE.fullmatch(size) or int(size) > 10_000:
-        raise errors.invalid_field("pageSize must be a whole number up to 10000", "pageSize")
+    if not _PAGE_SIZE.fullmatch(size) or int(size) > MAX_PAGE_SIZE_PARAMETER:
+        raise errors.invalid_field(
+            f"pageSize must be a whole number up to {MAX_PAGE_SIZE_PARAMETER}", "pageSize"
+        )
     return common_pb2.PageRequest(page_size=int(size), page_token=query.get("pageToken", ""))
 
 
@@ -146,7 +151,8 @@ def _caller_id(incoming: Incoming) -> str:
 
 #: Request fields the gateway fills in, never the client (hidden from the
 #: OpenAPI document): the caller from the verified token, the parsed
-#: Idempotency-Key, the request id, the client key, a list's page.
+#: Idempotency-Key, the request id, the client key, the request's trace
+#: (W3C traceparent), a list's page.
 SERVER_VALUES: Mapping[str, Callable[[Incoming], Any]] = {
     "user_id": _caller_id,
     "admin_id": lambda incoming: incoming.user.user_id,
@@ -154,6 +160,7 @@ SERVER_VALUES: Mapping[str, Callable[[Incoming], Any]] = {
     "idempotency_key": lambda incoming: incoming.idempotency_key or "",
     "request_id": lambda incoming: incoming.request_id,
     "client_ip": lambda incoming: incoming.client_ip,
+    "trace_parent": lambda incoming: current_traceparent(),
     "page": page_request,
 }
 

@@ -4,6 +4,8 @@ Names are lowerCamelCase; 64-bit integers are strings; enums are their value
 names; ``Timestamp`` is an RFC 3339 ``date-time`` string; other well-known
 types follow the mapping too. Messages become named components
 (``#/components/schemas/<full.name>``) collected in a :class:`SchemaSet`.
+What the server checks beyond the types (lengths, patterns, ranges, required
+fields) comes from one table, :mod:`gateway.constraints`.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
+
+from gateway import constraints
 
 Schema = dict[str, Any]
 
@@ -89,8 +93,12 @@ class SchemaSet:
             value = message_type.fields_by_name["value"]
             return {"type": "object", "additionalProperties": self._single(value)}
         single = self._single(field)
+        owner = field.containing_type
+        rules = constraints.for_field(owner.full_name if owner else "", field.name)
         if field.is_repeated:
-            return {"type": "array", "items": single}
+            single.update(rules.pop("items", {}))
+            return {"type": "array", "items": single, **rules}
+        single.update(rules)
         if field.has_presence and field.message_type is None and "type" in single:
             # proto3 `optional`: JSON null means "not set" (on PATCH: leave unchanged).
             return {**single, "type": [single["type"], "null"]}
@@ -111,12 +119,17 @@ class SchemaSet:
             field.json_name: self.field(field) for field in self.visible_fields(descriptor, hidden)
         }
         # The gateway refuses unknown fields (400 invalid_field): say so.
-        return {
+        schema: Schema = {
             "type": "object",
             "title": descriptor.name,
             "properties": properties,
             "additionalProperties": False,
         }
+        rules = constraints.for_message(descriptor.full_name)
+        if "required" in rules:
+            rules["required"] = [name for name in rules["required"] if name in properties]
+        schema.update({key: value for key, value in rules.items() if value})
+        return schema
 
     def _single(self, field: FieldDescriptor) -> Schema:
         if field.enum_type is not None:

@@ -6,11 +6,14 @@ A bad value raises :class:`runtime.config.ConfigError` naming the variable;
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from gateway.protection.clientip import Network, parse_networks
 from gateway.protection.model import PolicySet
 from gateway.protection.policy import load_policies
+from gateway.web_app import DEFAULT_WEB_DIR
 from runtime.config import LOG_LEVELS, ConfigError, Env, default_service_addr
 from runtime.tls import TlsSettings, load_tls
 
@@ -53,6 +56,17 @@ class GatewaySettings:
     max_header_count: int = 100
     #: The gateway's mTLS identity to the services (``GRPC_TLS_*``); None: plaintext.
     grpc_tls: TlsSettings | None = None
+    #: The web app's build, served at /app/ (``make web``; absent: /app/ says so).
+    web_dir: Path = DEFAULT_WEB_DIR
+    #: Clicks sent to the mining service in one call at most (1: one call each).
+    click_batch_max: int = 100
+    #: How long a click waits for others to join its call (0: one loop turn).
+    click_batch_window_seconds: float = 0.0005
+    #: Gateway processes sharing the port (SO_REUSEPORT).
+    workers: int = 1
+    #: The suite's MongoDB databases (``<SERVICE>_MONGODB_DATABASE``), which
+    #: the admin DB-stats routes report on (gateway/routes/admin_db.py).
+    service_databases: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> GatewaySettings:
@@ -94,6 +108,17 @@ class GatewaySettings:
             max_header_bytes=env.integer("MAX_HEADER_BYTES", 16_384, minimum=1024),
             max_header_count=env.integer("MAX_HEADER_COUNT", 100, minimum=10),
             grpc_tls=load_tls(env),
+            web_dir=Path(env.string("GATEWAY_WEB_DIR", str(DEFAULT_WEB_DIR))),
+            click_batch_max=env.integer("GATEWAY_CLICK_BATCH_MAX", 100, minimum=1, maximum=500),
+            click_batch_window_seconds=env.number(
+                "GATEWAY_CLICK_BATCH_WINDOW_MS", 0.5, minimum=0, maximum=50
+            )
+            / 1000,
+            workers=env.integer("GATEWAY_WORKERS", os.cpu_count() or 1, minimum=1, maximum=64),
+            service_databases=tuple(
+                env.string(f"{name.upper()}_MONGODB_DATABASE", f"minequest_{name}")
+                for name in ("auth", "wallet", "mining", "quests")
+            ),
         )
 
 

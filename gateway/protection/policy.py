@@ -5,7 +5,16 @@ The shipped file is ``gateway/ratelimits.toml``; its header documents the
 format. ``RATE_LIMIT_POLICY_FILE`` points at another file;
 ``<POLICY>_RATE_LIMIT_<TIER>_{RATE,BURST,PERIOD}`` and
 ``<POLICY>_RATE_LIMIT_{SHADOW,FAIL}`` override single values;
-``RATE_LIMITS_ENABLED=false`` turns limiting off. Errors::
+``RATE_LIMITS_ENABLED=false`` turns limiting off.
+
+The names of the app this project started from are accepted as aliases
+(:func:`aliases`): ``<POLICY>_RATE_LIMIT_<TIER>`` and
+``<POLICY>_RATE_LIMIT_PER_<TIER>`` for ``..._<TIER>_RATE``,
+``<POLICY>_RATE_LIMIT_PER_<TIER>_BURST`` for ``..._<TIER>_BURST`` (so
+``MINING_RATE_LIMIT_GLOBAL``, ``MINING_RATE_LIMIT_PER_USER``), and
+``RL_<POLICY>_[<TIER>_]PER_{SECOND,MINUTE,HOUR,DAY}`` for a tier's rate over
+that period (no tier: the ``ip`` tier; so ``RL_REGISTER_PER_HOUR``). A name
+with one of these prefixes that matches nothing is refused. Errors::
 
     runtime.config.ConfigError
     └── PolicyError    every mistake in the file and the overrides, one per line
@@ -17,6 +26,7 @@ import difflib
 import re
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -32,12 +42,14 @@ from gateway.protection.model import (
 from runtime.config import ConfigError, Env
 
 __all__ = [
+    "Alias",
     "KeyKind",
     "Policy",
     "PolicyError",
     "PolicySet",
     "RoutePattern",
     "Tier",
+    "aliases",
     "load_policies",
     "override_names",
 ]
@@ -59,6 +71,49 @@ _TOKEN_KEYS = ("tiers", "shadow", "fail")
 _TIER_KEYS = ("name", "key", "rate", "period", "burst", "field")
 _TIER_FIELDS = ("RATE", "BURST", "PERIOD")
 _KINDS = ", ".join(kind.value for kind in KeyKind)
+#: The prefix of the seed API's per-period names (``RL_REGISTER_PER_HOUR``).
+ALIAS_PREFIX = "RL_"
+_UNITS = {"SECOND": 1.0, "MINUTE": 60.0, "HOUR": 3600.0, "DAY": 86_400.0}
+#: The tier an ``RL_<POLICY>_PER_<UNIT>`` name without a tier sets: the seed's
+#: per-period limits are per client address.
+_DEFAULT_ALIAS_TIER = "ip"
+
+
+@dataclass(frozen=True, slots=True)
+class Alias:
+    """Another name for one of our override variables."""
+
+    name: str
+    #: Our variable it stands for (``MINING_RATE_LIMIT_USER_RATE``).
+    target: str
+    #: The period the name implies (``RL_*_PER_HOUR``: 3600 s), if any.
+    period_seconds: float | None = None
+
+
+def aliases(policies: PolicySet) -> list[Alias]:
+    """Every alias the loader accepts for ``policies`` (see the module docstring)."""
+    return [
+        alias
+        for policy in _all(policies)
+        for tier in policy.tiers
+        for alias in _tier_aliases(policy.name, tier.name)
+    ]
+
+
+def _tier_aliases(policy: str, tier: str) -> list[Alias]:
+    prefix, name = _prefix(policy), tier.upper()
+    rate, burst = f"{prefix}{name}_RATE", f"{prefix}{name}_BURST"
+    found = [
+        Alias(f"{prefix}{name}", rate),
+        Alias(f"{prefix}PER_{name}", rate),
+        Alias(f"{prefix}PER_{name}_BURST", burst),
+    ]
+    short = f"{ALIAS_PREFIX}{policy.upper()}_"
+    for unit, seconds in _UNITS.items():
+        found.append(Alias(f"{short}{name}_PER_{unit}", rate, seconds))
+        if tier == _DEFAULT_ALIAS_TIER:
+            found.append(Alias(f"{short}PER_{unit}", rate, seconds))
+    return found
 
 
 class PolicyError(ConfigError):
@@ -253,8 +308,15 @@ class _Loader:
         if policy is None or name is None or kind is None or len(self.problems) > before:
             return None
         prefix = f"{_prefix(policy)}{name.upper()}_"
-        rate = self.override(f"{prefix}RATE", rate, self.env_count)
-        burst = self.override(f"{prefix}BURST", burst, self.env_count)
+        by_target: dict[str, list[Alias]] = {}
+        for alias in _tier_aliases(policy, name):
+            by_target.setdefault(alias.target, []).append(alias)
+        rate_name = self.chosen(f"{prefix}RATE", by_target.get(f"{prefix}RATE", []))
+        rate = self.override(rate_name.name, rate, self.env_count)
+        burst_name = self.chosen(f"{prefix}BURST", by_target.get(f"{prefix}BURST", []))
+        burst = self.override(burst_name.name, burst, self.env_count)
+        if rate_name.period_seconds is not None and self.env.raw(f"{prefix}PERIOD") is None:
+            period = rate_name.period_seconds
         seconds = self.override(f"{prefix}PERIOD", period, self.env_period)
         assert rate is not None  # checked above
         assert seconds is not None
@@ -326,6 +388,24 @@ class _Loader:
             raise ConfigError(name, f"must be a duration > 0, got {value!r}")
         return seconds
 
+    def chosen(self, name: str, others: Sequence[Alias]) -> Alias:
+        """Which of ``name`` and its aliases is set (``name`` when none is);
+        two set to different values is a mistake naming both."""
+        named = [Alias(name, name), *others]
+        given = [alias for alias in named if self.env.raw(alias.name) is not None]
+        if not given:
+            return named[0]
+        first = given[0]
+        for other in given[1:]:
+            if self.env.raw(other.name) != self.env.raw(first.name):
+                self.problems.append(
+                    (
+                        other.name,
+                        f"conflicts with {first.name} (both set {name}); set only one",
+                    )
+                )
+        return first
+
     def override(self, name: str, value: T, read: Callable[[str, T], T]) -> T:
         """``value``, or the env variable ``name`` when set, parsed by ``read``."""
         if self.env.raw(name) is None:
@@ -342,10 +422,15 @@ class _Loader:
                 self.fail(f"{at}{key}", f"unknown key; expected one of {', '.join(known)}")
 
     def check_unknown_overrides(self, policies: PolicySet) -> None:
-        known = set(override_names(policies))
-        prefixes = tuple(_prefix(policy.name) for policy in _all(policies))
+        ours = override_names(policies)
+        targets = {alias.name: alias.target for alias in aliases(policies)}
+        known = {*ours, *targets}
+        prefixes = (*(_prefix(policy.name) for policy in _all(policies)), ALIAS_PREFIX)
         for name in sorted(_env_names(self.env)):
             if name.startswith(prefixes) and name not in known:
-                close = difflib.get_close_matches(name, known, n=1)
-                hint = f"; did you mean {close[0]}?" if close else ""
+                close = difflib.get_close_matches(name, sorted(known), n=1)
+                hint = ""
+                if close:
+                    also = f" (an alias of {targets[close[0]]})" if close[0] in targets else ""
+                    hint = f"; did you mean {close[0]}{also}?"
                 self.problems.append((name, f"is not a rate-limit override{hint}"))

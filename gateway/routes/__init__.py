@@ -4,7 +4,7 @@ Add a service's routes by adding its module's ``ENDPOINTS`` here; the
 Starlette routes and the OpenAPI document both follow.
 """
 
-from gateway.routes import auth, mining, quests, system, wallet
+from gateway.routes import admin_db, auth, mining, quests, system, wallet
 from gateway.routing import Endpoint
 
 ENDPOINTS: tuple[Endpoint, ...] = (
@@ -13,6 +13,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     *wallet.ENDPOINTS,
     *quests.ENDPOINTS,
     *system.ENDPOINTS,
+    *admin_db.ENDPOINTS,
 )
 
 __all__ = ["ENDPOINTS"]

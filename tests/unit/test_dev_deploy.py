@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml  # type: ignore[import-untyped]
+import yaml
 
 from gateway.protection.policy import load_policies, override_names
 from gateway.settings import GatewaySettings
@@ -35,6 +35,7 @@ SHARED = [
     "REDIS_URL",
     "LOG_LEVEL",
     "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_PROTOCOL",
     "SHUTDOWN_GRACE_SECONDS",
     "JWT_ISSUER",
     "JWT_AUDIENCE",
@@ -133,11 +134,17 @@ MINING = [
     "MINING_WORKER_MAX_ATTEMPTS",
     "MINING_DEAD_LETTER_MAX",
     "MINING_WORKER_METRICS_PORT",
+    "MINING_WORKER_PROCESSES",
     "MINING_WORKER_NAME",
+    "MINING_OUTBOX_SWEEP_SECONDS",
+    "MINING_OUTBOX_SWEEP_AGE_SECONDS",
 ]
 GATEWAY = [
     "GATEWAY_HOST",
     "GATEWAY_PORT",
+    "GATEWAY_WORKERS",
+    "GATEWAY_CLICK_BATCH_MAX",
+    "GATEWAY_CLICK_BATCH_WINDOW_MS",
     "AUTH_SERVICE_ADDR",
     "CORS_ALLOW_ORIGINS",
     "MAX_BODY_BYTES",
@@ -154,6 +161,7 @@ GATEWAY = [
     "GATEWAY_METRICS_PORT",
     "MAX_HEADER_BYTES",
     "MAX_HEADER_COUNT",
+    "GATEWAY_WEB_DIR",
 ]
 PROTECTION = [
     "RATE_LIMITS_ENABLED",
@@ -182,6 +190,7 @@ DEFAULTS = {
     "REDIS_URL": "",
     "LOG_LEVEL": "INFO",
     "OTEL_EXPORTER_OTLP_ENDPOINT": "",
+    "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
     "SHUTDOWN_GRACE_SECONDS": "10",
     "JWT_ISSUER": "minequest",
     "JWT_AUDIENCE": "minequest-api",
@@ -214,6 +223,9 @@ DEFAULTS = {
     "SMTP_TIMEOUT_SECONDS": "10",
     "GATEWAY_HOST": "127.0.0.1",
     "GATEWAY_PORT": "8080",
+    "GATEWAY_WORKERS": "",
+    "GATEWAY_CLICK_BATCH_MAX": "100",
+    "GATEWAY_CLICK_BATCH_WINDOW_MS": "0.5",
     "AUTH_SERVICE_ADDR": "127.0.0.1:50051",
     "CORS_ALLOW_ORIGINS": "",
     "MAX_BODY_BYTES": "1048576",
@@ -396,6 +408,7 @@ def test_compose_publishes_no_grpc_or_store_port() -> None:
         "gateway": ["8080:8080"],
         "prometheus": ["127.0.0.1:9090:9090"],
         "grafana": ["127.0.0.1:3000:3000"],
+        "alertmanager": ["127.0.0.1:9093:9093"],
     }
 
 

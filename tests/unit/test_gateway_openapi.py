@@ -57,7 +57,13 @@ def test_request_body_uses_lower_camel_case(doc: dict[str, Any]) -> None:
         "referralCode",
     }
     assert "201" in register["responses"]
-    assert register["responses"]["400"]["$ref"] == "#/components/responses/Problem"
+    bad = register["responses"]["400"]
+    assert bad["content"]["application/problem+json"]["schema"] == {
+        "$ref": "#/components/schemas/Problem"
+    }
+    assert {"invalid_field", "invalid_json", "invalid_wallet_address"} <= set(
+        bad["x-problem-codes"]
+    )
     problem = doc["components"]["responses"]["Problem"]["content"]
     assert "application/problem+json" in problem
 
@@ -181,3 +187,17 @@ def test_idempotency_key_and_protection_answers_are_documented(doc: dict[str, An
     assert optional["required"] is False
     assert key_parameter(doc["paths"]["/api/auth/me"]["get"]) is None
     assert "422" not in doc["paths"]["/api/auth/me"]["get"]["responses"]
+
+
+def test_links_name_operations_and_parameters_that_exist(doc: dict[str, Any]) -> None:
+    """A link a client (or schemathesis) follows must land on a real parameter."""
+    operations = {op["operationId"]: op for item in doc["paths"].values() for op in item.values()}
+    found = 0
+    for operation in operations.values():
+        for answer in operation["responses"].values():
+            for link in answer.get("links", {}).values():
+                target = operations[link["operationId"]]
+                names = {p["name"] for p in target.get("parameters", [])}
+                assert set(link["parameters"]) <= names, link
+                found += 1
+    assert found >= 8

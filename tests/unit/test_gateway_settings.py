@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from gateway.settings import GatewaySettings
 from runtime.config import ConfigError, Env
+from runtime.embedded import free_port
 
 
 def load(**environ: str) -> GatewaySettings:
@@ -84,3 +90,56 @@ def test_bad_config_exits_with_one_line() -> None:
     assert result.stderr.strip().splitlines() == [
         "configuration error: GATEWAY_PORT: must be an integer, got 'nope'"
     ]
+
+
+#: The seed app's names (its .env.example and its API's env.ts), as an operator
+#: moving from it sets them.
+SEED_LIMITS = {
+    "MINING_RATE_LIMIT_GLOBAL": "12000",
+    "MINING_RATE_LIMIT_GLOBAL_BURST": "24000",
+    "MINING_RATE_LIMIT_PER_USER": "5",
+    "MINING_RATE_LIMIT_USER_BURST": "10",
+    "MINING_RATE_LIMIT_PER_IP": "20",
+    "MINING_RATE_LIMIT_IP_BURST": "40",
+    "RL_REGISTER_PER_HOUR": "5",
+    "RL_REGISTER_WALLET_PER_DAY": "10",
+}
+
+
+def test_the_seed_apps_rate_limit_names_are_read() -> None:
+    policies = load(**{**SEED_LIMITS, "MINING_RATE_LIMIT_PER_USER": "7"}).rate_limit_policies
+    mining = policies.for_route("POST", "/api/mining/click")
+    assert mining is not None
+    assert {t.name: (t.rate, t.burst) for t in mining.tiers}["user"] == (7, 10)
+
+
+def test_the_gateway_starts_with_the_seed_apps_rate_limit_names() -> None:
+    """The process, not just the loader: it serves its document, then stops on SIGTERM."""
+    port = free_port()
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "GATEWAY_PORT": str(port),
+        "GATEWAY_METRICS_PORT": "0",
+        **SEED_LIMITS,
+    }
+    root = Path(__file__).resolve().parents[2]
+    with subprocess.Popen(
+        [sys.executable, "-m", "gateway"],
+        env=env,
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    ) as gateway:
+        try:
+            status = None
+            deadline = time.monotonic() + 30
+            while status is None and gateway.poll() is None and time.monotonic() < deadline:
+                with contextlib.suppress(httpx.TransportError):
+                    status = httpx.get(f"http://127.0.0.1:{port}/api/openapi.json").status_code
+                time.sleep(0.2)
+        finally:
+            gateway.send_signal(signal.SIGTERM)
+            output, _ = gateway.communicate(timeout=30)
+        assert status == 200, output
+        assert "configuration error" not in output

@@ -177,5 +177,7 @@ def test_wallet_routes_are_documented_without_server_fields(doc: dict[str, Any])
     assert "403" in paths["/api/admin/withdrawals/{withdrawalId}/approve"]["post"]["responses"]
     assert "parameters" not in paths["/api/wallet/balance"]["get"]  # userId is the token's
     money = doc["components"]["schemas"]["minequest.common.v1.Money"]["properties"]
-    assert money["amount"] == {"type": "string"}
+    # a decimal string, as the wallet reads it (gateway/constraints.py)
+    assert money["amount"]["type"] == "string"
+    assert money["amount"]["pattern"] == r"^[0-9]{1,40}(\.[0-9]{1,40})?$"
     json.dumps(doc)

@@ -15,6 +15,7 @@ from gateway.protection.policy import (
     PolicySet,
     RoutePattern,
     Tier,
+    aliases,
     load_policies,
     override_names,
 )
@@ -90,6 +91,8 @@ DESIGN_DEFAULTS = [
         [("user", KeyKind.USER, 10, 3600, 10, None), ("ip", KeyKind.IP, 30, 3600, 30, None)],
     ),
     ("webhooks", ["POST /api/webhooks/*"], True, [("ip", KeyKind.IP, 600, 60, 600, None)]),
+    # Not in DESIGN.md: the admin DB statistics are dear (several commands per database).
+    ("admin_db", ["* /api/admin/db/*"], True, [("user", KeyKind.USER, 60, 60, 60, None)]),
     ("general", ["* /api/*"], True, [("ip", KeyKind.IP, 5000, 900, 5000, None)]),
 ]
 
@@ -455,3 +458,121 @@ def test_route_pattern_matching_is_consistent(path: str, other: str, method: str
 def test_policy_set_without_unlimited_routes() -> None:
     only = Policy("only", (RoutePattern("*", "/*"),), (tier(),))
     assert PolicySet((only,)).for_route("GET", "/api/health") is only
+
+
+# --- the seed app's names, accepted as aliases ----------------------------------
+
+
+def tiers_of(policies: PolicySet, policy: str) -> dict[str, tuple[int, float, int]]:
+    (found,) = [p for p in policies.policies if p.name == policy]
+    return {t.name: (t.rate, t.period_seconds, t.burst) for t in found.tiers}
+
+
+def test_the_seed_apps_mining_names_set_the_mining_tiers() -> None:
+    """The seed's .env.example, as an operator moving from it sets it."""
+    policies = load(
+        MINING_RATE_LIMIT_GLOBAL="12001",
+        MINING_RATE_LIMIT_GLOBAL_BURST="24001",
+        MINING_RATE_LIMIT_PER_USER="6",
+        MINING_RATE_LIMIT_USER_BURST="11",
+        MINING_RATE_LIMIT_PER_IP="21",
+        MINING_RATE_LIMIT_IP_BURST="41",
+    )
+    assert tiers_of(policies, "mining") == {
+        "global": (12001, 1.0, 24001),
+        "user": (6, 1.0, 11),
+        "ip": (21, 1.0, 41),
+    }
+
+
+@pytest.mark.parametrize(
+    ("alias", "tier", "rate"),
+    [
+        ("MINING_RATE_LIMIT_GLOBAL", "global", 7),
+        ("MINING_RATE_LIMIT_PER_USER", "user", 7),
+        ("MINING_RATE_LIMIT_USER", "user", 7),
+        ("MINING_RATE_LIMIT_PER_IP", "ip", 7),
+        ("MINING_RATE_LIMIT_IP", "ip", 7),
+    ],
+)
+def test_each_seed_rate_name_is_an_alias_of_ours(alias: str, tier: str, rate: int) -> None:
+    assert tiers_of(load(**{alias: str(rate)}), "mining")[tier][0] == rate
+
+
+@pytest.mark.parametrize(
+    ("alias", "tier"),
+    [
+        ("MINING_RATE_LIMIT_PER_USER_BURST", "user"),
+        ("MINING_RATE_LIMIT_PER_IP_BURST", "ip"),
+        ("MINING_RATE_LIMIT_PER_GLOBAL_BURST", "global"),
+    ],
+)
+def test_each_seed_burst_name_is_an_alias_of_ours(alias: str, tier: str) -> None:
+    assert tiers_of(load(**{alias: "99"}), "mining")[tier][2] == 99
+
+
+@pytest.mark.parametrize(
+    ("alias", "tier", "period"),
+    [
+        ("RL_REGISTER_PER_HOUR", "ip", 3600.0),
+        ("RL_REGISTER_PER_DAY", "ip", 86_400.0),
+        ("RL_REGISTER_IP_PER_MINUTE", "ip", 60.0),
+        ("RL_REGISTER_WALLET_PER_DAY", "wallet", 86_400.0),
+        ("RL_AUTH_PER_MINUTE", "ip", 60.0),
+        ("RL_PROFILE_USER_PER_SECOND", "user", 1.0),
+    ],
+)
+def test_rl_per_period_names_set_a_tiers_rate_and_period(
+    alias: str, tier: str, period: float
+) -> None:
+    policy = alias.removeprefix("RL_").split("_")[0].lower()
+    rate, seconds, _ = tiers_of(load(**{alias: "3"}), policy)[tier]
+    assert (rate, seconds) == (3, period)
+
+
+def test_our_period_wins_over_the_one_an_rl_name_implies() -> None:
+    rate, seconds, _ = tiers_of(
+        load(RL_REGISTER_PER_HOUR="3", REGISTER_RATE_LIMIT_IP_PERIOD="2h"), "register"
+    )["ip"]
+    assert (rate, seconds) == (3, 7200.0)
+
+
+def test_an_alias_and_our_name_disagreeing_is_a_mistake_naming_both() -> None:
+    (problem,) = problems_of(MINING_RATE_LIMIT_PER_USER="7", MINING_RATE_LIMIT_USER_RATE="8")
+    assert "MINING_RATE_LIMIT_PER_USER" in problem
+    assert "MINING_RATE_LIMIT_USER_RATE" in problem
+    # the same value twice is not
+    assert (
+        tiers_of(load(MINING_RATE_LIMIT_PER_USER="7", MINING_RATE_LIMIT_USER_RATE="7"), "mining")[
+            "user"
+        ][0]
+        == 7
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "hint"),
+    [
+        (
+            "MINING_RATE_LIMIT_PER_USR",
+            "did you mean MINING_RATE_LIMIT_PER_USER (an alias of MINING_RATE_LIMIT_USER_RATE)?",
+        ),
+        (
+            "RL_REGISTR_PER_HOUR",
+            "did you mean RL_REGISTER_PER_HOUR (an alias of REGISTER_RATE_LIMIT_IP_RATE)?",
+        ),
+        ("MINING_RATE_LIMIT_USER_RAT", "did you mean MINING_RATE_LIMIT_USER_RATE?"),
+    ],
+)
+def test_a_name_matching_nothing_is_refused_with_the_nearest_name(name: str, hint: str) -> None:
+    (problem,) = problems_of(**{name: "5"})
+    assert problem == f"{name}: is not a rate-limit override; {hint}"
+
+
+def test_every_alias_names_one_of_our_variables() -> None:
+    defaults = load()
+    ours = set(override_names(defaults))
+    found = aliases(defaults)
+    assert {alias.target for alias in found} <= ours
+    assert len({alias.name for alias in found}) == len(found)
+    assert not {alias.name for alias in found} & ours
