@@ -37,7 +37,7 @@ def web_app_routes(web_dir: Path) -> list[BaseRoute]:
         return errors.problem(
             404,
             "web_app_not_built",
-            f"the web app is not built in {web_dir}: run `make web` (needs Node.js 20+ and npm), "
+            "the web app is not built: run `make web` (needs Node.js 20+ and npm), "
             "or point GATEWAY_WEB_DIR at a build",
         )
 

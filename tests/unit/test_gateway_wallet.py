@@ -172,7 +172,7 @@ def test_wallet_routes_are_documented_without_server_fields(doc: dict[str, Any])
     assert body_fields(doc, "/api/wallet/withdrawals") == {"amount", "chain", "address"}
     assert body_fields(doc, "/api/admin/withdrawals/{withdrawalId}/approve") == {"reason"}
     history = {p["name"] for p in paths["/api/wallet/history"]["get"]["parameters"]}
-    assert history == {"currency"}
+    assert history == {"currency", "pageSize", "pageToken"}  # no server field (page, userId)
     assert "security" not in paths["/api/webhooks/deposits"]["post"]
     assert "403" in paths["/api/admin/withdrawals/{withdrawalId}/approve"]["post"]["responses"]
     assert "parameters" not in paths["/api/wallet/balance"]["get"]  # userId is the token's
