@@ -4,7 +4,7 @@ At launch-day load many click requests are in the gateway at once, each of
 which would be its own gRPC call and its own Redis script in the mining
 service. :class:`ClickBatcher` holds each click for at most
 ``GATEWAY_CLICK_BATCH_WINDOW_MS`` (0: until the event loop has read the
-requests that are already in; the default is half a millisecond), or until
+requests that are already in; the default is 2 ms), or until
 ``GATEWAY_CLICK_BATCH_MAX`` are waiting, and sends them together: one call,
 one script, one answer per click — each exactly what ``SubmitClick`` would
 have answered, so the HTTP contract does not change. A batch that fails as a

@@ -61,7 +61,7 @@ class GatewaySettings:
     #: Clicks sent to the mining service in one call at most (1: one call each).
     click_batch_max: int = 100
     #: How long a click waits for others to join its call (0: one loop turn).
-    click_batch_window_seconds: float = 0.0005
+    click_batch_window_seconds: float = 0.002
     #: Gateway processes sharing the port (SO_REUSEPORT).
     workers: int = 1
     #: The suite's MongoDB databases (``<SERVICE>_MONGODB_DATABASE``), which
@@ -111,7 +111,7 @@ class GatewaySettings:
             web_dir=Path(env.string("GATEWAY_WEB_DIR", str(DEFAULT_WEB_DIR))),
             click_batch_max=env.integer("GATEWAY_CLICK_BATCH_MAX", 100, minimum=1, maximum=500),
             click_batch_window_seconds=env.number(
-                "GATEWAY_CLICK_BATCH_WINDOW_MS", 0.5, minimum=0, maximum=50
+                "GATEWAY_CLICK_BATCH_WINDOW_MS", 2.0, minimum=0, maximum=50
             )
             / 1000,
             workers=env.integer("GATEWAY_WORKERS", os.cpu_count() or 1, minimum=1, maximum=64),
