@@ -32,7 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from gateway.settings import GatewaySettings
 
@@ -79,7 +79,6 @@ class _Worker:
     crashes: int = 0
     last_crash: float = 0.0
     restart_at: float = 0.0
-    started: list[float] = field(default_factory=list)
 
 
 def supervise(settings: GatewaySettings) -> int:

@@ -110,29 +110,30 @@ class MiningService(mining_pb2_grpc.MiningServiceServicer):
         """Validate each click, accept the valid ones in one Redis script, and
         answer each as SubmitClick would (a reply, or the error to raise)."""
         now_ms = int(time.time() * 1000)
-        refused: dict[int, DomainError] = {}
-        pending: list[Pending] = []
-        for index, request in enumerate(requests):
+        # Per request, in order: its refusal, or the click to queue.
+        slots: list[Pending | DomainError] = []
+        for request in requests:
             try:
                 user = required(request.user_id, "user_id")
                 key = check_key(request.idempotency_key, "idempotency_key")
                 click = read_click(request, self.rules.max_taps_per_request, now_ms)
             except InvalidArgument as error:
                 metrics.click_request("invalid").inc()
-                refused[index] = error
+                slots.append(error)
                 continue
             request_id = request.request_id or context.request_id.get() or ""
             trace = request.trace_parent or current_traceparent()
-            pending.append(Pending(user, key, click, request_id, trace))
-        submitted = iter(await self.gate.submit_many(pending))
+            slots.append(Pending(user, key, click, request_id, trace))
+        pending = [slot for slot in slots if isinstance(slot, Pending)]
+        results = iter(await self.gate.submit_many(pending))
         answers: list[mining_pb2.SubmitClickResponse | DomainError] = []
         depth = -1
-        for index in range(len(requests)):
-            if index in refused:
-                answers.append(refused[index])
+        for slot in slots:
+            if isinstance(slot, DomainError):
+                answers.append(slot)
                 continue
-            key, result = requests[index].idempotency_key, next(submitted)
-            answers.append(_answer(key, result))
+            result = next(results)
+            answers.append(_answer(slot.key, result))
             if result.outcome in (Outcome.QUEUED, Outcome.QUEUE_FULL):
                 depth = max(depth, result.depth)
         if depth >= 0:

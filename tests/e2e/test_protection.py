@@ -11,13 +11,13 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import redis as sync_redis
 
+from bench.harness.cpu import children_of
 from tests.e2e.conftest import Stack, start_stack
 from tests.e2e.test_auth_flow import Session, login, new_email, new_wallet, problem
 from tests.mail import Mailbox
@@ -148,12 +148,6 @@ def leases_in(store: sync_redis.Redis) -> set[bytes]:
     return leases
 
 
-def _descendants(pid: int) -> list[int]:
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    children = [int(child) for child in path.read_text().split()] if path.exists() else []
-    return [grandchild for child in children for grandchild in _descendants(child)] + children
-
-
 def test_a_gateway_killed_mid_request_leaves_a_lease_that_expires(
     guarded: Stack, client: httpx.Client, mailbox: Mailbox
 ) -> None:
@@ -189,7 +183,7 @@ def test_a_gateway_killed_mid_request_leaves_a_lease_that_expires(
         # Every gateway process at once (GATEWAY_WORKERS: the parent and its
         # workers), as an OOM kill or a lost machine would.
         gateway = guarded.child("gateway").process
-        for pid in _descendants(gateway.pid):
+        for pid in children_of(gateway.pid):
             os.kill(pid, signal.SIGKILL)
         gateway.kill()
         gateway.wait()

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.harness.cpu import children_of
 from runtime.embedded import free_port
 
 pytestmark = pytest.mark.integration
@@ -38,11 +39,6 @@ def gateway_env(port: int, metrics_port: int, workers: int) -> dict[str, str]:
         "LOG_LEVEL": "WARNING",
         "SHUTDOWN_GRACE_SECONDS": "1",
     }
-
-
-def children(pid: int) -> set[int]:
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    return {int(p) for p in path.read_text().split()} if path.exists() else set()
 
 
 def get(url: str) -> tuple[int, bytes]:
@@ -102,7 +98,7 @@ def test_workers_share_the_port_and_one_metrics_endpoint(
     """Two listening sockets on the port, one per worker (SO_REUSEPORT): the
     parent only reserves it."""
     process, port, metrics_port, _ = gateway
-    assert len(children(process.pid)) == 2
+    assert len(children_of(process.pid)) == 2
     for _ in range(40):
         assert get(f"http://127.0.0.1:{port}/api/nope")[0] == 404
     status, text = get(f"http://127.0.0.1:{metrics_port}/metrics")
@@ -121,16 +117,16 @@ def test_a_killed_worker_comes_back_while_the_other_serves(
     gateway: Gateway,
 ) -> None:
     process, port, _, log = gateway
-    first, second = sorted(children(process.pid))
+    first, second = sorted(children_of(process.pid))
     os.kill(first, signal.SIGKILL)
     # Once the dead worker's socket is gone (connections queued on it at that
     # moment are reset, as with any killed server), the other worker answers
     # every connection while the dead one is replaced.
-    wait_until(lambda: listeners(port) == 1 or first not in children(process.pid))
+    wait_until(lambda: listeners(port) == 1 or first not in children_of(process.pid))
     for _ in range(10):
         assert get(f"http://127.0.0.1:{port}/api/nope")[0] == 404
-    wait_until(lambda: len(children(process.pid)) == 2 and first not in children(process.pid))
-    assert second in children(process.pid)
+    wait_until(lambda: len(children_of(process.pid)) == 2 and first not in children_of(process.pid))
+    assert second in children_of(process.pid)
     process.send_signal(signal.SIGTERM)
     assert process.wait(20) == 0
     with pytest.raises(ConnectionRefusedError):
