@@ -83,7 +83,10 @@ def setup_tracing(service: str, endpoint: str | None) -> Callable[[], None]:
 
 def current_traceparent() -> str:
     """The W3C ``traceparent`` of the current span ("" when none is recording),
-    to carry a trace across a queue."""
+    to carry a trace across a queue. Every click asks, so a process that does
+    not trace answers at once."""
+    if not _ON.is_set():
+        return ""
     from opentelemetry.propagate import inject
 
     carrier: dict[str, str] = {}

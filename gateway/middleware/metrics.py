@@ -38,11 +38,16 @@ HTTP_REQUEST_ERRORS = Counter(
 
 
 @functools.cache
-def _children(template: str, method: str, status: int) -> tuple[Any, Any]:
-    """The two series of one label set, looked up once (``labels()`` validates
-    and locks on every call; the label sets are few and bounded)."""
+def _children(template: str, method: str, status: int) -> tuple[Any, Any, Any | None]:
+    """The series of one label set, looked up once (``labels()`` validates and
+    locks on every call; the label sets are few and bounded): latency, count,
+    and the error count for a 4xx/5xx (a flood of 429s is a hot path too)."""
     labels = (template, method, str(status))
-    return HTTP_REQUEST_SECONDS.labels(*labels), HTTP_REQUESTS.labels(*labels)
+    errors = None
+    if status >= 400:
+        kind = "server_error" if status >= 500 else "client_error"
+        errors = HTTP_REQUEST_ERRORS.labels(template, method, kind)
+    return HTTP_REQUEST_SECONDS.labels(*labels), HTTP_REQUESTS.labels(*labels), errors
 
 
 class MetricsMiddleware:
@@ -60,9 +65,8 @@ class MetricsMiddleware:
         finally:
             status, template = answer.status, route_template(scope)
             method = scope["method"] if scope["method"] in _METHODS else "OTHER"
-            seconds, count = _children(template, method, status)
+            seconds, count, errors = _children(template, method, status)
             seconds.observe(time.perf_counter() - started)
             count.inc()
-            if status >= 400:
-                kind = "server_error" if status >= 500 else "client_error"
-                HTTP_REQUEST_ERRORS.labels(template, method, kind).inc()
+            if errors is not None:
+                errors.inc()

@@ -307,9 +307,9 @@ class Worker:
         """Reset the idle time of entries this consumer is working on, every
         third of the claim timeout (``XCLAIM ... JUSTID``, which moves nothing)."""
         interval = max(0.05, self.settings.claim_idle_ms / 3000)
+        ids: list[Any] = list(stream_ids)
         while True:
             await asyncio.sleep(interval)
-            ids: list[Any] = list(stream_ids)
             with contextlib.suppress(redis.exceptions.RedisError):
                 await self.redis.xclaim(
                     STREAM, GROUP, consumer, min_idle_time=0, message_ids=ids, justid=True
