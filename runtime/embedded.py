@@ -138,7 +138,14 @@ class EmbeddedRedis(EmbeddedServer):
 
 
 class EmbeddedMongo(EmbeddedServer):
-    """A SecantusDB server (MongoDB wire protocol) with a data folder and cache."""
+    """A SecantusDB server (MongoDB wire protocol) with a data folder and cache.
+
+    It runs ``--standalone``: it then keeps no oplog, which nothing here reads
+    (no change streams), and every write costs about a third less CPU
+    (an update ~200 µs instead of ~300, an insert ~90 instead of ~130, measured
+    with ``bench/`` numbers in the README). Its transactions stay atomic and
+    isolated; a real ``mongod`` still needs a replica set for them.
+    """
 
     name = "mongodb"
 
@@ -162,6 +169,7 @@ class EmbeddedMongo(EmbeddedServer):
             self.cache_size,
             "--log-level",
             "WARNING",
+            "--standalone",
         ]
 
     @property

@@ -3,16 +3,27 @@ and the two store failures every service tells apart.
 
 Processes create their clients in their lifespan and close them on the way
 out; nothing here is a module-global client.
+
+Every lookup of many documents by key goes through :func:`find_in`: it asks
+in chunks of :data:`IN_CHUNK` values. SecantusDB (the embedded server) checks
+each document it finds against the whole ``$in`` list, one value after the
+other, so one query for 1,000 keys that all exist took 3.1 s here and 20
+queries of 50 took 0.25 s; a real ``mongod`` does not mind either way.
+(``$or`` is worse still there: one of two ``$in`` clauses over 1,000 keys took
+over a minute, so no query here uses it on a hot path.)
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import pymongo.errors
 import redis.asyncio as aioredis
 import redis.exceptions
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
 
 from runtime.store_monitoring import CommandMonitor, PoolMonitor, TimedRedis
 
@@ -25,6 +36,26 @@ STORE_OUTAGES: tuple[type[Exception], ...] = (
 )
 
 DUPLICATE_KEY = 11000
+#: Values per ``$in`` query of :func:`find_in`.
+IN_CHUNK = 50
+
+
+async def find_in(
+    collection: AsyncCollection[Any],
+    field: str,
+    values: Iterable[Any],
+    projection: dict[str, Any] | None = None,
+    *,
+    where: dict[str, Any] | None = None,
+    session: AsyncClientSession | None = None,
+) -> AsyncIterator[dict[str, Any]]:
+    """The documents whose ``field`` is one of ``values`` (and that match
+    ``where``), asked for :data:`IN_CHUNK` values at a time."""
+    wanted = list(dict.fromkeys(values))
+    for start in range(0, len(wanted), IN_CHUNK):
+        query = {**(where or {}), field: {"$in": wanted[start : start + IN_CHUNK]}}
+        async for doc in collection.find(query, projection, session=session):
+            yield doc
 
 
 def is_duplicate_key(error: BaseException) -> bool:
