@@ -36,12 +36,16 @@ Schema = dict[str, Any]
 USERNAME_PATTERN = r"^[A-Za-z0-9_]{3,32}$"
 #: services.auth.validation: 8 of A-Z and 2-7 (read upper-cased).
 REFERRAL_PATTERN = r"^[A-Za-z2-7]{8}$"
+#: services.auth.telegram.MAX_INIT_DATA_LENGTH: longer initData is refused unread.
+MAX_INIT_DATA_LENGTH = 8192
 #: services.auth.siwe: a personal_sign signature, 65 bytes in hex.
 SIGNATURE_PATTERN = r"^0x[0-9a-fA-F]{130}$"
 #: services.mining.settings: MINING_MAX_TAPS_PER_REQUEST's default.
 MAX_TAPS_PER_REQUEST = 500
 #: services.quests.service.MAX_LEADERBOARD_LIMIT.
 MAX_LEADERBOARD_LIMIT = 100
+#: services.quests.service.MAX_AROUND_COUNT.
+MAX_AROUND_COUNT = 50
 #: services.quests.catalogue: QUEST_ID, MAX_NAME, MAX_DESCRIPTION, MAX_XP,
 #: MAX_PREREQUISITES and the types it takes (TYPES).
 QUEST_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
@@ -126,6 +130,21 @@ FIELDS: Mapping[str, Schema] = {
     "minequest.auth.v1.RefreshTokenRequest.refresh_token": {"minLength": 1, "maxLength": 4096},
     "minequest.auth.v1.UpdateProfileRequest.username": {"pattern": USERNAME_PATTERN},
     "minequest.auth.v1.VerifyWalletRequest.message": {"minLength": 1, "maxLength": 4096},
+    "minequest.auth.v1.TelegramLoginRequest.init_data": {
+        "minLength": 1,
+        "maxLength": MAX_INIT_DATA_LENGTH,
+        "description": "Telegram.WebApp.initData exactly as the Mini App got it (a URL "
+        "query string signed by Telegram for the deployment's bot).",
+    },
+    "minequest.auth.v1.RequestEmailLinkRequest.email": EMAIL,
+    "minequest.auth.v1.VerifyEmailLinkRequest.challenge_id": {"minLength": 1, "maxLength": 64},
+    "minequest.auth.v1.VerifyEmailLinkRequest.code": {"minLength": 1, "maxLength": 128},
+    "minequest.auth.v1.CreateWalletChallengeRequest.wallet_address": {
+        **EVM_ADDRESS,
+        "pattern": f"^$|{EVM_ADDRESS_PATTERN}",
+        "description": "Only for an account without a wallet (made by Telegram login): the "
+        "wallet to prove, set once proved. " + EVM_ADDRESS["description"],
+    },
     "minequest.auth.v1.VerifyWalletRequest.signature": {"pattern": SIGNATURE_PATTERN},
     # mining
     "minequest.mining.v1.SubmitClickRequest.count": {
@@ -144,6 +163,10 @@ FIELDS: Mapping[str, Schema] = {
         "before firstTapAt."
     },
     "minequest.mining.v1.GetClickStatusRequest.key": IDEMPOTENCY_KEY,
+    "minequest.mining.v1.PurchaseBoostRequest.level": {
+        "description": "Optional: the level the caller means to buy (its level + 1); "
+        "another is 412 boost_level_changed and nothing is bought."
+    },
     # wallet
     "minequest.common.v1.Money.currency": CURRENCY,
     "minequest.common.v1.Money.amount": {
@@ -182,6 +205,22 @@ FIELDS: Mapping[str, Schema] = {
         "minimum": 0,
         "maximum": MAX_LEADERBOARD_LIMIT,
         "description": f"1-{MAX_LEADERBOARD_LIMIT} entries (0 or absent: 10).",
+    },
+    # mining leaderboards (services.mining.oversight)
+    "minequest.mining.v1.GetMinedLeaderboardRequest.limit": {
+        "minimum": 0,
+        "maximum": MAX_LEADERBOARD_LIMIT,
+        "description": f"1-{MAX_LEADERBOARD_LIMIT} entries (0 or absent: 10).",
+    },
+    "minequest.mining.v1.GetMinedLeaderboardAroundRequest.count": {
+        "minimum": 0,
+        "maximum": MAX_AROUND_COUNT,
+        "description": f"1-{MAX_AROUND_COUNT} players on each side (0 or absent: 5).",
+    },
+    "minequest.quests.v1.GetLeaderboardAroundRequest.count": {
+        "minimum": 0,
+        "maximum": MAX_AROUND_COUNT,
+        "description": f"1-{MAX_AROUND_COUNT} players on each side (0 or absent: 5).",
     },
     "minequest.quests.v1.Quest.id": {
         "pattern": f"^$|{QUEST_ID_PATTERN}",
@@ -229,6 +268,9 @@ MESSAGES: Mapping[str, Schema] = {
     "minequest.auth.v1.VerifyOtpRequest": {"required": ["challengeId", "code"]},
     "minequest.auth.v1.RefreshTokenRequest": {"required": ["refreshToken"]},
     "minequest.auth.v1.VerifyWalletRequest": {"required": ["message", "signature"]},
+    "minequest.auth.v1.TelegramLoginRequest": {"required": ["initData"]},
+    "minequest.auth.v1.RequestEmailLinkRequest": {"required": ["email"]},
+    "minequest.auth.v1.VerifyEmailLinkRequest": {"required": ["challengeId", "code"]},
     "minequest.wallet.v1.CreateWithdrawalRequest": {
         "required": ["amount", "chain", "address"],
         "allOf": [

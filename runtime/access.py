@@ -72,12 +72,23 @@ ACCESS: Mapping[str, Mapping[str, Rule]] = {
         "VerifyWallet": allow(GATEWAY),
         # Usernames on the leaderboard, wallet lookups; the wallet's withdrawal check.
         "GetPublicProfile": allow(QUESTS, WALLET),
-        "ListPublicProfiles": allow(QUESTS),
+        # ... and the usernames on the mined-coin leaderboards.
+        "ListPublicProfiles": allow(QUESTS, MINING),
+        # Telegram Mini App login, linking an email later, the caller's referrals.
+        "TelegramLogin": allow(GATEWAY),
+        "RequestEmailLink": allow(GATEWAY),
+        "VerifyEmailLink": allow(GATEWAY),
+        "GetReferralSummary": allow(GATEWAY),
+        "ListInvitees": allow(GATEWAY),
+        # The click worker credits inviters their share of what invitees mine.
+        "GetReferrers": allow(MINING_WORKER),
     },
     "minequest.wallet.v1.WalletService": {
         # Mints coins: the click worker (mining rewards, source mining.batch, and
         # mining.click for clicks recorded before the outbox) and quests (coin rewards).
         "Credit": allow(MINING_WORKER, QUESTS),
+        # Spends mined coins: the mining service's boost purchases (source mining.boost).
+        "Debit": allow(MINING),
         # Quests reads the currencies (and their precision) from a balance.
         "GetBalance": allow(GATEWAY, QUESTS),
         "ListLedgerEntries": allow(GATEWAY),
@@ -97,6 +108,11 @@ ACCESS: Mapping[str, Mapping[str, Rule]] = {
         "SubmitClicks": allow(GATEWAY),
         "GetClickStatus": allow(GATEWAY),
         "GetMiningStatus": allow(GATEWAY),
+        "ListBoosts": allow(GATEWAY),
+        "PurchaseBoost": allow(GATEWAY),
+        "GetMinedLeaderboard": allow(GATEWAY),
+        "ListSuspects": admin_only(),
+        "ClearSuspect": admin_only(),
     },
     "minequest.quests.v1.QuestsService": {
         "ListQuests": allow(GATEWAY),
@@ -104,6 +120,10 @@ ACCESS: Mapping[str, Mapping[str, Rule]] = {
         "GetLeaderboard": allow(GATEWAY),
         "GetInteraction": allow(GATEWAY),
         "CheckCompletion": allow(GATEWAY),
+        # Daily streaks and the around-me leaderboard (issue 16).
+        "GetLeaderboardAround": allow(GATEWAY),
+        "GetDailyReward": allow(GATEWAY),
+        "ClaimDailyReward": allow(GATEWAY),
         "UpsertQuest": admin_only(),
         "ArchiveQuest": admin_only(),
     },

@@ -139,7 +139,8 @@ class GrpcService:
 SERVICES: tuple[GrpcService, ...] = (
     GrpcService("auth", dev_env=_auth_dev_env),
     GrpcService("wallet", peers=("auth",)),  # whose wallet a withdrawal goes to
-    GrpcService("mining"),
+    # boost purchases debit the wallet; leaderboard usernames come from auth
+    GrpcService("mining", peers=("wallet", "auth")),
     GrpcService("quests", peers=("auth", "wallet")),
 )
 

@@ -1,4 +1,5 @@
-"""``/api/auth/*``: accounts, OTP login, tokens, profile and the public keys."""
+"""``/api/auth/*``: accounts, OTP and Telegram login, tokens, profile (an
+email linked later), wallet proofs and the public keys."""
 
 from __future__ import annotations
 
@@ -71,6 +72,20 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     ),
     rpc(
         "POST",
+        "/api/auth/telegram",
+        call=lambda g, m: g.auth.TelegramLogin(m),
+        request=pb.TelegramLoginRequest,
+        response=pb.TelegramLoginResponse,
+        server_fields=("client_ip",),
+        operation_id="telegramLogin",
+        summary="Exchange a Telegram Mini App's initData for tokens; the first login "
+        "makes the account (a start_param referral code links the inviter)",
+        tag=TAG,
+        headers=NO_STORE,
+        issues_credentials=True,
+    ),
+    rpc(
+        "POST",
         "/api/auth/refresh",
         call=lambda g, m: g.auth.RefreshToken(m),
         request=pb.RefreshTokenRequest,
@@ -121,6 +136,33 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         summary="Change the caller's profile",
         tag=TAG,
         headers=PRIVATE,
+    ),
+    rpc(
+        "POST",
+        "/api/auth/me/email",
+        call=lambda g, m: g.auth.RequestEmailLink(m),
+        request=pb.RequestEmailLinkRequest,
+        response=pb.RequestEmailLinkResponse,
+        access=Access.USER,
+        server_fields=("user_id", "client_ip"),
+        operation_id="requestEmailLink",
+        summary="Mail a code to an email to add it to the caller's account (one without an "
+        "email, e.g. made by Telegram login)",
+        tag=TAG,
+        headers=NO_STORE,
+    ),
+    rpc(
+        "POST",
+        "/api/auth/me/email/verify",
+        call=lambda g, m: g.auth.VerifyEmailLink(m),
+        request=pb.VerifyEmailLinkRequest,
+        response=pb.VerifyEmailLinkResponse,
+        access=Access.USER,
+        server_fields=("user_id", "client_ip"),
+        operation_id="verifyEmailLink",
+        summary="Add the email: the code (or key) mailed to it proves it is the caller's",
+        tag=TAG,
+        headers=NO_STORE,
     ),
     rpc(
         "POST",

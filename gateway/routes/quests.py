@@ -10,6 +10,11 @@ answer also carries the caller's own standing (``own``). Its entries come
 from a cache in the quests service: ``X-Cache: HIT|MISS`` says which, and
 ``Cache-Control`` lets clients keep it for as long as the service does.
 
+``GET /api/quests/leaderboard/around-me?count=`` (bearer) answers the
+players just above and below the caller (``count`` on each side, 1-50,
+default 5), the caller among them, with their ranks, and ``own``; a caller
+not on the leaderboard gets an empty list and ``own: null``.
+
 ``GET /api/public/users/interaction/{walletAddress}`` answers exactly the
 field names clients in the field already read (``totalXP`` included, numbers
 as JSON numbers), so it is rendered here rather than by the protobuf JSON
@@ -55,6 +60,14 @@ async def leaderboard(incoming: Incoming) -> Response:
     if not message.user_id:
         body.pop("own", None)
     return JSONResponse(body, headers=headers)
+
+
+async def around_me(incoming: Incoming) -> Response:
+    message: Any = await incoming.message()
+    reply = await incoming.gateway.quests.GetLeaderboardAround(message)
+    body = protojson.to_dict(reply)
+    body["own"] = body.get("own")  # null when the caller is not on the leaderboard
+    return JSONResponse(body, headers=PRIVATE)
 
 
 async def interaction(incoming: Incoming) -> Response:
@@ -115,6 +128,19 @@ INTERACTION_SCHEMA: dict[str, Any] = {
         "questsCompleted": {"type": "integer"},
     },
 }
+_ENTRY_REF = {"$ref": "#/components/schemas/minequest.quests.v1.LeaderboardEntry"}
+AROUND_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["entries", "own"],
+    "properties": {
+        "entries": {
+            "type": "array",
+            "items": _ENTRY_REF,
+            "description": "Best first: the players above the caller, the caller, those below",
+        },
+        "own": {"anyOf": [_ENTRY_REF, {"type": "null"}]},
+    },
+}
 ELIGIBLE_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["result"],
@@ -161,6 +187,20 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         operation_id="getLeaderboard",
         summary="Top users by XP (limit 1-100, default 10); with a token, the caller's own rank",
         tag=TAG,
+    ),
+    Endpoint(
+        "GET",
+        "/api/quests/leaderboard/around-me",
+        handler=around_me,
+        request=pb.GetLeaderboardAroundRequest,
+        response_schema=AROUND_SCHEMA,
+        access=Access.USER,
+        server_fields=("user_id",),
+        operation_id="getLeaderboardAroundMe",
+        summary="The players just above and below the caller by XP (count 1-50 each side, "
+        "default 5); not on the board: entries [] and own null",
+        tag=TAG,
+        headers=PRIVATE,
     ),
     Endpoint(
         "GET",

@@ -16,6 +16,11 @@ it cannot be guessed, so an attacker who locks short codes cannot lock the
 owner out: the latest mail's key (or link) always works. A new challenge
 retires the contact's older ones.
 
+**One machinery, two purposes.** A challenge's ``purpose`` is ``login``
+(absent on older ones) or ``link_email`` (:mod:`services.auth.email_link`,
+an account proving an email before it is set); each flow accepts only its
+own, so a code mailed to link an email never logs anyone in.
+
 **Cooldowns nobody else can hold.** The resend cooldown is per (contact,
 requester), the requester being the client IP the gateway passes; the
 per-contact hourly cap bounds mail bombing from many addresses.
@@ -57,6 +62,9 @@ from services.auth.users import Clock, user_message
 log = logging.getLogger(__name__)
 _LOCKED_LOG = Throttle(10.0)
 
+LOGIN = "login"
+LINK_EMAIL = "link_email"
+
 
 def requester(client_ip: str) -> str:
     """Who asks, for the resend cooldown: the client counted as the gateway's
@@ -92,12 +100,35 @@ class OtpLogin:
             channel, field, contact = "email", "email", validation.email(request.email)
         else:
             channel, field, contact = "sms", "phone", validation.phone(request.phone)
+        user = await self.store.user_by(field, contact)
+        return await self.issue(
+            channel,
+            field,
+            contact,
+            user["_id"] if user is not None else None,
+            request.client_ip,
+            purpose=LOGIN,
+        )
+
+    async def issue(
+        self,
+        channel: str,
+        field: str,
+        contact: str,
+        user_id: str | None,
+        client_ip: str,
+        *,
+        purpose: str,
+    ) -> auth_pb2.RequestOtpResponse:
+        """Store a challenge for ``contact`` and mail its code (none, a decoy,
+        when ``user_id`` is None), within the cooldown and the hourly cap."""
         settings = self.settings
         deliverable = self.delivery.can_send(channel)
         if not deliverable and not settings.dev_otp_fallback:
             raise DeliveryUnavailable(f"{channel} delivery is not configured")
-        who = requester(request.client_ip)
-        user = await self.store.user_by(field, contact)
+        # Each purpose has its own resend cooldown (an email just linked may
+        # log in at once); the hourly cap of mails is the contact's, whatever for.
+        who = requester(client_ip) if purpose == LOGIN else f"{purpose}|{requester(client_ip)}"
         now = self.now()
         wait = await self.otp.claim_cooldown(
             contact, who, now, settings.otp_resend_cooldown_seconds
@@ -117,7 +148,8 @@ class OtpLogin:
         await self.otp.insert_challenge(
             {
                 "_id": challenge_id,
-                "user_id": user["_id"] if user is not None else None,
+                "user_id": user_id,
+                "purpose": purpose,
                 "channel": channel,
                 "contact": contact,
                 "code_hash": otp.hash_code(code, salt),
@@ -135,11 +167,13 @@ class OtpLogin:
             async def release() -> None:
                 await self.otp.release_cooldown(contact, who)
 
-            if user is None:
+            if user_id is None:
                 self.delivery.submit_decoy(release)
             else:
-                link = self._link(challenge_id, key)
-                mail = CodeMail(channel, contact, code, key, link, settings.otp_ttl_seconds)
+                link = self._link(challenge_id, key) if purpose == LOGIN else None
+                mail = CodeMail(
+                    channel, contact, code, key, link, settings.otp_ttl_seconds, purpose
+                )
                 self.delivery.submit(mail, release)
         response = auth_pb2.RequestOtpResponse(
             challenge_id=challenge_id,
@@ -161,22 +195,32 @@ class OtpLogin:
             return None
         return template.replace("{challengeId}", challenge_id).replace("{key}", key)
 
-    async def verify(self, request: auth_pb2.VerifyOtpRequest) -> auth_pb2.VerifyOtpResponse:
-        challenge = await self.otp.challenge(request.challenge_id) if request.challenge_id else None
-        if challenge is None or challenge["consumed"]:
+    async def pending(self, challenge_id: str, purpose: str) -> Doc:
+        """The pending challenge ``challenge_id`` of ``purpose``, or the refusal."""
+        challenge = await self.otp.challenge(challenge_id) if challenge_id else None
+        if challenge is None or challenge["consumed"] or challenge.get("purpose", LOGIN) != purpose:
             raise ChallengeNotFound("no such pending challenge", field="challengeId")
         if challenge.get("superseded_at") is not None:
             raise ChallengeSuperseded(
                 "a newer code was sent; use the latest mail", field="challengeId"
             )
+        return challenge
+
+    async def redeem(self, challenge: Doc, code: str, client_ip: str) -> None:
+        """Check ``code`` (a short code or the mail's key) and consume the
+        challenge, once; raises the refusal."""
         now = self.now()
-        if otp.well_formed(request.code):
-            await self._check_code(challenge, request.code, request.client_ip, now)
+        if otp.well_formed(code):
+            await self._check_code(challenge, code, client_ip, now)
         else:
-            self._check_key(challenge, request.code, now)
+            self._check_key(challenge, code, now)
         if not await self.otp.consume_challenge(challenge["_id"], now):
             raise ChallengeNotFound("no such pending challenge", field="challengeId")
         await self.otp.reset_guard(challenge["contact"])
+
+    async def verify(self, request: auth_pb2.VerifyOtpRequest) -> auth_pb2.VerifyOtpResponse:
+        challenge = await self.pending(request.challenge_id, LOGIN)
+        await self.redeem(challenge, request.code, request.client_ip)
         user = await self.store.user(challenge["user_id"])
         if user is None:
             raise UserNotFound("the account no longer exists")

@@ -43,6 +43,8 @@ class CodeMail:
     key: str
     link: str | None
     ttl_seconds: int
+    #: ``login``, or ``link_email`` (the code proves an email to add to an account).
+    purpose: str = "login"
 
 
 class CodeSender(Protocol):
@@ -58,6 +60,14 @@ def email_message(mail: CodeMail, sender: str) -> EmailMessage:
     message["From"] = sender
     message["To"] = mail.contact
     message["Subject"] = f"Your Minequest code: {mail.code}"
+    if mail.purpose == "link_email":
+        message.set_content(
+            f"Your code to add this email to your Minequest account is {mail.code}.\n\n"
+            f"Or paste this key instead of the code:\nlink key: {mail.key}\n\n"
+            f"They expire in {max(1, mail.ttl_seconds // 60)} minutes and work once. "
+            "If you did not ask for it, ignore this email: nothing changes without the code.\n"
+        )
+        return message
     link = f"Or open this link to log in:\n{mail.link}\n\n" if mail.link else ""
     message.set_content(
         f"Your Minequest login code is {mail.code}.\n\n"

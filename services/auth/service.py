@@ -1,7 +1,10 @@
 """The AuthService gRPC handlers: registration, profiles, keys, public
 lookups; the OTP login (:mod:`services.auth.login`), sessions
-(:mod:`services.auth.tokens`) and wallet proofs
-(:mod:`services.auth.wallet_proof`) live in their own modules."""
+(:mod:`services.auth.tokens`), wallet proofs
+(:mod:`services.auth.wallet_proof`), the Telegram login
+(:mod:`services.auth.telegram_login`), email linking
+(:mod:`services.auth.email_link`) and referrals
+(:mod:`services.auth.referrals`) live in their own modules."""
 
 from __future__ import annotations
 
@@ -14,11 +17,14 @@ from minequest.auth.v1 import auth_pb2, auth_pb2_grpc
 from runtime.errors import InvalidArgument
 from services.auth import validation
 from services.auth.delivery import BackgroundDelivery
+from services.auth.email_link import EmailLinks
 from services.auth.errors import ContactRequired, InvalidReferralCode, UserNotFound
 from services.auth.keys import PublicJwk, SigningKey
 from services.auth.login import OtpLogin
+from services.auth.referrals import Referrals
 from services.auth.settings import AuthSettings
 from services.auth.store import AuthStore, Doc
+from services.auth.telegram_login import TelegramLogins
 from services.auth.tokens import Sessions
 from services.auth.users import (
     Clock,
@@ -58,6 +64,9 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
         self.sessions = Sessions(settings, store, key, clock)
         self.login = OtpLogin(settings, store, self.sessions, delivery, clock)
         self.wallets = WalletProofs(settings.siwe, store, clock)
+        self.telegram = TelegramLogins(settings.telegram, store, self.sessions, clock)
+        self.email_links = EmailLinks(store, self.login, clock)
+        self.referrals = Referrals(store)
 
     # registration ------------------------------------------------------------
 
@@ -163,12 +172,46 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
     async def CreateWalletChallenge(
         self, request: auth_pb2.CreateWalletChallengeRequest, context: Context
     ) -> auth_pb2.CreateWalletChallengeResponse:
-        return await self.wallets.challenge(request.user_id)
+        return await self.wallets.challenge(request.user_id, request.wallet_address)
 
     async def VerifyWallet(
         self, request: auth_pb2.VerifyWalletRequest, context: Context
     ) -> auth_pb2.VerifyWalletResponse:
         return await self.wallets.verify(request.user_id, request.message, request.signature)
+
+    # Telegram Mini App login, email linking ----------------------------------------
+
+    async def TelegramLogin(
+        self, request: auth_pb2.TelegramLoginRequest, context: Context
+    ) -> auth_pb2.TelegramLoginResponse:
+        return await self.telegram.login(request)
+
+    async def RequestEmailLink(
+        self, request: auth_pb2.RequestEmailLinkRequest, context: Context
+    ) -> auth_pb2.RequestEmailLinkResponse:
+        return await self.email_links.request(request)
+
+    async def VerifyEmailLink(
+        self, request: auth_pb2.VerifyEmailLinkRequest, context: Context
+    ) -> auth_pb2.VerifyEmailLinkResponse:
+        return await self.email_links.verify(request)
+
+    # referrals ------------------------------------------------------------------------
+
+    async def GetReferrers(
+        self, request: auth_pb2.GetReferrersRequest, context: Context
+    ) -> auth_pb2.GetReferrersResponse:
+        return await self.referrals.referrers(request)
+
+    async def GetReferralSummary(
+        self, request: auth_pb2.GetReferralSummaryRequest, context: Context
+    ) -> auth_pb2.GetReferralSummaryResponse:
+        return await self.referrals.summary(request)
+
+    async def ListInvitees(
+        self, request: auth_pb2.ListInviteesRequest, context: Context
+    ) -> auth_pb2.ListInviteesResponse:
+        return await self.referrals.invitees(request)
 
     # public profiles (internal: the quests service's leaderboard and lookups) ----
 

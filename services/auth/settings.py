@@ -5,13 +5,15 @@ key file); :class:`AuthDatabaseSettings` is what the ``create-admin`` command
 needs (only MongoDB). Safety rules checked here, so a dangerous combination
 never starts: the dev OTP fallback is refused beside ``SMTP_HOST`` and with
 ``MINEQUEST_ENV=production``; in production the Sign-In with Ethereum domain
-and URI must be given.
+and URI must be given. The Telegram login (:class:`TelegramSettings`) is off
+without ``TELEGRAM_BOT_TOKEN``: TelegramLogin then answers
+``telegram_login_not_configured``; the token never appears in a repr.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from runtime.config import ConfigError, Env, ServiceSettings, is_production
@@ -100,6 +102,32 @@ class SiweSettings:
             statement=statement,
             challenge_ttl_seconds=env.integer(
                 "SIWE_CHALLENGE_TTL_SECONDS", 600, minimum=30, maximum=86400
+            ),
+        )
+
+
+#: A bot token as BotFather gives it: the bot id, a colon, the secret.
+_BOT_TOKEN = re.compile(r"^[0-9]+:[A-Za-z0-9_-]+$")
+
+
+@dataclass(frozen=True, slots=True)
+class TelegramSettings:
+    """The Telegram Mini App login (:mod:`services.auth.telegram`)."""
+
+    #: None: TelegramLogin answers ``telegram_login_not_configured``.
+    bot_token: str | None = field(default=None, repr=False)
+    #: initData whose ``auth_date`` is older than this is refused.
+    max_age_seconds: int = 86400
+
+    @classmethod
+    def from_env(cls, env: Env) -> TelegramSettings:
+        token = env.optional("TELEGRAM_BOT_TOKEN")
+        if token is not None and not _BOT_TOKEN.match(token):
+            raise ConfigError("TELEGRAM_BOT_TOKEN", "must look like BotFather's <bot id>:<secret>")
+        return cls(
+            bot_token=token,
+            max_age_seconds=env.integer(
+                "TELEGRAM_AUTH_MAX_AGE_SECONDS", 86400, minimum=10, maximum=30 * 86400
             ),
         )
 
@@ -194,6 +222,7 @@ class AuthSettings:
     mail_concurrency: int
     mail_queue_size: int
     siwe: SiweSettings
+    telegram: TelegramSettings = field(default_factory=TelegramSettings)
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> AuthSettings:
@@ -233,4 +262,5 @@ class AuthSettings:
             mail_concurrency=env.integer("AUTH_MAIL_CONCURRENCY", 4, minimum=1, maximum=100),
             mail_queue_size=env.integer("AUTH_MAIL_QUEUE_SIZE", 1000, minimum=1),
             siwe=siwe,
+            telegram=TelegramSettings.from_env(env),
         )

@@ -2,8 +2,12 @@
 
 Collections and their unique keys:
 
-- ``users``: ``wallet_address``; ``email``, ``phone``, ``username_key`` when set
-  (partial indexes); ``referral_code``.
+- ``users``: ``wallet_address``, ``email``, ``phone``, ``username_key``,
+  ``telegram_id`` when set (partial indexes: a Telegram account has no
+  wallet until it proves one); ``referral_code``. ``referred_by`` (with
+  ``created_at``, ``_id``: the invitee lists, newest first) is not unique.
+  ``wallet_address`` was unique on every document before Telegram accounts;
+  :meth:`AuthStore.ensure_indexes` replaces that index by the partial one.
 - ``sessions``: one per refresh-token family, revocable as a whole; ends at
   ``expires_at`` (its absolute lifetime) whatever the refreshes.
 - ``refresh_tokens``: ``_id`` = SHA-256 of the token (the token itself is
@@ -19,14 +23,16 @@ MongoDB deletes what has expired and none of them grows without bound.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, OperationFailure
 
+from runtime.stores import IN_CHUNK, find_in
 from services.auth.errors import ContactTaken
 from services.auth.otp_store import OtpStore
 
@@ -37,7 +43,11 @@ _TAKEN_FIELDS = {
     "email": ("email", "email"),
     "phone": ("phone", "phone"),
     "username_key": ("username", "username"),
+    "telegram_id": ("telegram", "initData"),
 }
+
+#: Ids per ``$in`` when counting the second level of a large inviter.
+_IN_BATCH = IN_CHUNK
 
 
 def token_hash(token: str) -> str:
@@ -77,18 +87,33 @@ class AuthStore:
 
     async def ensure_indexes(self) -> None:
         present = {"$type": "string"}
-        await self.users.create_index("wallet_address", unique=True)
+        await self._drop_total_wallet_index()
         await self.users.create_index("referral_code", unique=True)
-        for field in ("email", "phone", "username_key"):
+        for field in ("wallet_address", "email", "phone", "username_key", "telegram_id"):
             await self.users.create_index(
                 field, unique=True, partialFilterExpression={field: present}
             )
+        await self.users.create_index(
+            [("referred_by", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)]
+        )
         await self.otp.challenges.create_index([("contact", ASCENDING), ("created_at", ASCENDING)])
         await self.refresh_tokens.create_index("family_id")
         await self.sessions.create_index("user_id")
         await self.wallet_challenges.create_index("user_id")
         for name in self.TTL_COLLECTIONS:
             await self.db[name].create_index("expires_at", expireAfterSeconds=0)
+
+    async def _drop_total_wallet_index(self) -> None:
+        """Drop the ``wallet_address`` index of before Telegram accounts, which
+        was unique on every document (so at most one account without a
+        wallet); :meth:`ensure_indexes` makes it again, partial."""
+        info = await self.users.index_information()
+        old = info.get("wallet_address_1")
+        if old is None or "partialFilterExpression" in old:
+            return
+        # Another replica starting at the same time may have dropped it first.
+        with contextlib.suppress(OperationFailure):
+            await self.users.drop_index("wallet_address_1")
 
     # users -----------------------------------------------------------------
 
@@ -113,18 +138,23 @@ class AuthStore:
         """The users among ``user_ids``, by id (unknown ids are left out)."""
         if not user_ids:
             return {}
-        found = self.users.find(
-            {"_id": {"$in": user_ids}},
+        found = find_in(
+            self.users,
+            "_id",
+            user_ids,
             {"wallet_address": 1, "username": 1, "wallet_verified_at": 1},
         )
         return {doc["_id"]: doc async for doc in found}
 
     async def update_user(self, user_id: str, changes: Doc, now: datetime) -> Doc | None:
+        return await self._update_taken({"_id": user_id}, {**changes, "updated_at": now})
+
+    async def _update_taken(self, query: Doc, changes: Doc) -> Doc | None:
+        """``$set`` ``changes`` on the user ``query`` finds; the user after, or
+        None. A taken wallet/email/phone/username raises ContactTaken."""
         try:
             return await self.users.find_one_and_update(
-                {"_id": user_id},
-                {"$set": {**changes, "updated_at": now}},
-                return_document=ReturnDocument.AFTER,
+                query, {"$set": changes}, return_document=ReturnDocument.AFTER
             )
         except DuplicateKeyError as error:
             taken = _taken(error)
@@ -182,9 +212,60 @@ class AuthStore:
         return result.modified_count == 1
 
     async def mark_wallet_verified(self, user_id: str, wallet: str, now: datetime) -> Doc | None:
-        """Set ``wallet_verified_at`` if the user still holds ``wallet``."""
-        return await self.users.find_one_and_update(
-            {"_id": user_id, "wallet_address": wallet},
-            {"$set": {"wallet_verified_at": now, "updated_at": now}},
-            return_document=ReturnDocument.AFTER,
+        """Set ``wallet_verified_at`` if the user still holds ``wallet``, or
+        holds none (a Telegram account: then ``wallet`` becomes its wallet).
+        A wallet another account took meanwhile raises ContactTaken."""
+        return await self._update_taken(
+            {"_id": user_id, "wallet_address": {"$in": [wallet, None]}},
+            {"wallet_address": wallet, "wallet_verified_at": now, "updated_at": now},
         )
+
+    # email linking ---------------------------------------------------------------
+
+    async def link_email(self, user_id: str, email: str, now: datetime) -> Doc | None:
+        """Set the email of a user that has none; None when it has one (or is
+        gone). A taken email raises ContactTaken."""
+        return await self._update_taken(
+            {"_id": user_id, "email": None}, {"email": email, "updated_at": now}
+        )
+
+    # referrals ---------------------------------------------------------------------
+
+    async def inviters_of(self, user_ids: list[str]) -> dict[str, str]:
+        """Each known user's inviter (``""`` when none)."""
+        found = find_in(self.users, "_id", user_ids, {"referred_by": 1})
+        return {doc["_id"]: doc.get("referred_by") or "" async for doc in found}
+
+    async def count_invitees(self, user_id: str) -> int:
+        return await self.users.count_documents({"referred_by": user_id})
+
+    async def count_second_level(self, user_id: str) -> int:
+        """Accounts invited by ``user_id``'s invitees (batches of ``$in``)."""
+        total, batch = 0, []
+        async for doc in self.users.find({"referred_by": user_id}, {"_id": 1}):
+            batch.append(doc["_id"])
+            if len(batch) == _IN_BATCH:
+                total += await self.users.count_documents({"referred_by": {"$in": batch}})
+                batch = []
+        if batch:
+            total += await self.users.count_documents({"referred_by": {"$in": batch}})
+        return total
+
+    async def invitees(
+        self, user_id: str, after: tuple[datetime, str] | None, limit: int
+    ) -> list[Doc]:
+        """Up to ``limit`` invitees of ``user_id``, newest first, after the
+        position ``(created_at, _id)`` of the previous page's last."""
+        query: Doc = {"referred_by": user_id}
+        if after is not None:
+            at, last_id = after
+            query["$or"] = [
+                {"created_at": {"$lt": at}},
+                {"created_at": at, "_id": {"$lt": last_id}},
+            ]
+        found = (
+            self.users.find(query, {"username": 1, "created_at": 1})
+            .sort([("created_at", DESCENDING), ("_id", DESCENDING)])
+            .limit(limit)
+        )
+        return [doc async for doc in found]

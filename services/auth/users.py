@@ -27,7 +27,7 @@ def user_message(doc: Doc) -> auth_pb2.User:
     verified_at = doc.get("wallet_verified_at")
     return auth_pb2.User(
         id=doc["_id"],
-        wallet_address=doc["wallet_address"],
+        wallet_address=doc.get("wallet_address") or "",
         email=doc.get("email") or "",
         phone=doc.get("phone") or "",
         username=doc.get("username") or "",
@@ -38,15 +38,16 @@ def user_message(doc: Doc) -> auth_pb2.User:
         updated_at=to_timestamp(doc.get("updated_at")),
         wallet_verified=verified_at is not None,
         wallet_verified_at=to_timestamp(verified_at),
+        telegram_id=doc.get("telegram_id") or "",
     )
 
 
 def public_profile(doc: Doc) -> auth_pb2.PublicProfile:
     """What other services may show of a user: id, wallet (and whether it is
-    proved), username."""
+    proved; empty for a Telegram account without one), username."""
     return auth_pb2.PublicProfile(
         user_id=doc["_id"],
-        wallet_address=doc["wallet_address"],
+        wallet_address=doc.get("wallet_address") or "",
         username=doc.get("username") or "",
         wallet_verified=doc.get("wallet_verified_at") is not None,
     )
@@ -58,14 +59,17 @@ def new_referral_code() -> str:
 
 def new_user(
     *,
-    wallet: str,
+    wallet: str | None,
     email: str | None,
     phone: str | None,
     username: str | None,
     role: str,
     referred_by: str | None,
     now: datetime,
+    telegram_id: str | None = None,
 ) -> Doc:
+    """A new account. ``wallet`` is None for a Telegram account (until it
+    proves one); ``referred_by`` is fixed here and never changed after."""
     return {
         "_id": uuid.uuid4().hex,
         "wallet_address": wallet,
@@ -77,6 +81,7 @@ def new_user(
         "referral_code": new_referral_code(),
         "referred_by": referred_by,
         "wallet_verified_at": None,
+        "telegram_id": telegram_id,
         "created_at": now,
         "updated_at": now,
     }

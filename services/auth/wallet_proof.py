@@ -6,6 +6,12 @@ server wrote for that account's wallet (:mod:`services.auth.siwe`); then
 ``wallet_verified_at`` is set and ``User.wallet_verified`` /
 ``PublicProfile.wallet_verified`` say so. A challenge is single-use, expires
 after ``SIWE_CHALLENGE_TTL_SECONDS`` and belongs to the user it was issued to.
+
+An account made by TelegramLogin has no wallet: its challenge names the
+wallet to prove (``wallet_address``), and a verified signature sets it, if
+the account still has none and no other account holds it (``wallet_taken``,
+checked when the challenge is issued and atomically when it is set). An
+account with a wallet proves that one only (``wallet_mismatch``).
 """
 
 from __future__ import annotations
@@ -16,12 +22,15 @@ from datetime import timedelta
 from minequest.auth.v1 import auth_pb2
 from runtime.errors import required
 from runtime.timestamps import aware, to_timestamp
-from services.auth import siwe
+from services.auth import siwe, validation
 from services.auth.errors import (
+    ContactTaken,
+    InvalidWalletAddress,
     InvalidWalletSignature,
     UserNotFound,
     WalletChallengeExpired,
     WalletChallengeNotFound,
+    WalletMismatch,
 )
 from services.auth.settings import SiweSettings
 from services.auth.store import AuthStore, Doc
@@ -42,14 +51,37 @@ class WalletProofs:
             raise UserNotFound("no such user")
         return user
 
-    async def challenge(self, user_id: str) -> auth_pb2.CreateWalletChallengeResponse:
+    async def _wallet_to_prove(self, user: Doc, asked: str) -> str:
+        own: str | None = user.get("wallet_address")
+        if not asked:
+            if own is None:
+                raise InvalidWalletAddress(
+                    "this account has no wallet yet: give walletAddress", field="walletAddress"
+                )
+            return own
+        wallet = validation.wallet_address(asked)
+        if own is not None and own != wallet:
+            raise WalletMismatch(
+                f"this account's wallet is {own}; it cannot prove another",
+                field="walletAddress",
+            )
+        if own is None and await self.store.user_by("wallet_address", wallet) is not None:
+            raise ContactTaken(
+                "wallet is already registered", reason="wallet_taken", field="walletAddress"
+            )
+        return wallet
+
+    async def challenge(
+        self, user_id: str, wallet_address: str = ""
+    ) -> auth_pb2.CreateWalletChallengeResponse:
         user = await self._user(user_id)
+        wallet = await self._wallet_to_prove(user, wallet_address)
         now = self.now()
         expires_at = now + timedelta(seconds=self.settings.challenge_ttl_seconds)
         nonce = siwe.new_nonce()
         message = siwe.message_text(
             self.settings,
-            address=user["wallet_address"],
+            address=wallet,
             nonce=nonce,
             issued_at=now,
             expires_at=expires_at,
@@ -59,7 +91,7 @@ class WalletProofs:
                 "_id": siwe.message_hash(message),
                 "nonce": nonce,
                 "user_id": user["_id"],
-                "wallet_address": user["wallet_address"],
+                "wallet_address": wallet,
                 "created_at": now,
                 "expires_at": expires_at,
                 "used_at": None,

@@ -23,6 +23,7 @@ import redis.asyncio as aioredis
 from pymongo.errors import PyMongoError
 from redis.exceptions import RedisError
 
+from minequest.auth.v1 import auth_pb2_grpc
 from minequest.wallet.v1 import wallet_pb2_grpc
 from runtime.access import MINING_WORKER
 from runtime.config import Env, ServiceSettings, load_or_exit
@@ -60,9 +61,16 @@ async def run_worker(settings: WorkerSettings) -> int:
     redis = redis_client(settings.service.redis_url, socket_timeout=10.0)
     client = mongo_client(settings.service.mongodb_uri, app_name="minequest-mining-worker")
     wallet_channel = channel(settings.wallet_service_addr, "wallet", settings.service.tls)
+    auth_channel = channel(settings.auth_service_addr, "auth", settings.service.tls)
     try:
-        store = MiningStore(client, settings.service.mongodb_database)
-        worker = Worker(settings, redis, store, wallet_pb2_grpc.WalletServiceStub(wallet_channel))
+        store = MiningStore(client, settings.service.mongodb_database, settings.referrals)
+        worker = Worker(
+            settings,
+            redis,
+            store,
+            wallet_pb2_grpc.WalletServiceStub(wallet_channel),
+            auth_pb2_grpc.AuthServiceStub(auth_channel),
+        )
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, worker.stopping.set)
@@ -76,6 +84,7 @@ async def run_worker(settings: WorkerSettings) -> int:
         return 0
     finally:
         await wallet_channel.close()
+        await auth_channel.close()
         await redis.aclose()
         await client.close()
         shutdown_tracing()

@@ -21,6 +21,14 @@ document still pending. A click recorded before the outbox existed (no
 - ``unknown``: a mining credit (or pending line) without clicks behind it.
 
 All four empty is ``exactly_once``; with nothing pending either, ``settled``.
+
+Given the auth database too (its ``users``: who invited whom), it checks the
+referral rewards the same way (:mod:`services.mining.referrals`): for each
+outbox document and inviter, exactly one ``mining.referral`` credit (or
+pending line) of the shares its invitees' clicks in that document earn at
+the given percentages; for each invitee who has earned, exactly one
+``mining.referral_join`` credit to the inviter; and no referral credit
+nothing owes.
 """
 
 from __future__ import annotations
@@ -32,6 +40,14 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.mining.outbox import CLICK_SOURCE, SOURCE, Owed, split_source_id
+from services.mining.referrals import (
+    JOIN_SOURCE,
+    NOBODY,
+    SHARE_SOURCE,
+    Chain,
+    ReferralSettings,
+    shares,
+)
 
 Doc = dict[str, Any]
 
@@ -124,21 +140,27 @@ async def _clicks(mining: AsyncDatabase[Doc]) -> _Clicks:
     return seen
 
 
-async def _outbox(mining: AsyncDatabase[Doc]) -> tuple[int, dict[tuple[str, str], int]]:
-    """How many documents are pending, and their lines: (outbox id, user) -> units."""
-    lines: dict[tuple[str, str], int] = {}
+Key = tuple[str, str]
+
+
+async def _outbox(mining: AsyncDatabase[Doc]) -> tuple[int, dict[Key, tuple[str, int]]]:
+    """How many documents are pending, and their lines: (source, source id) ->
+    (user, units), as the ledger will hold them."""
+    lines: dict[Key, tuple[str, int]] = {}
     documents = 0
     async for raw in mining["outbox"].find({}):
         documents += 1
         owed = Owed.from_document(raw)
-        lines.update(((owed.id, line.user_id), line.units) for line in owed.lines)
+        lines.update(
+            ((line.source, owed.source_id(line)), (line.user_id, line.units)) for line in owed.lines
+        )
     return documents, lines
 
 
 async def _ledger(wallet: AsyncDatabase[Doc]) -> _Ledger:
     seen = _Ledger()
     async for entry in wallet["entries"].find(
-        {"source": {"$in": [SOURCE, CLICK_SOURCE]}},
+        {"source": {"$in": [SOURCE, CLICK_SOURCE, SHARE_SOURCE, JOIN_SOURCE]}},
         {"source": 1, "source_id": 1, "user_id": 1, "amount": 1},
     ):
         key = (entry["source"], entry["source_id"])
@@ -149,11 +171,15 @@ async def _ledger(wallet: AsyncDatabase[Doc]) -> _Ledger:
 
 
 def _without_clicks(
-    clicks: _Clicks, pending: dict[tuple[str, str], int], ledger: _Ledger
+    clicks: _Clicks, pending: dict[Key, tuple[str, int]], ledger: _Ledger
 ) -> tuple[list[str], list[str]]:
-    """Credits (and pending lines) no click owes; clicks credited on their own
-    although a batch owes them."""
-    unknown = [f"outbox/{o}:{u}" for o, u in pending if (o, u) not in clicks.groups]
+    """Mined credits (and pending lines) no click owes; clicks credited on their
+    own although a batch owes them."""
+    unknown = [
+        f"outbox/{sid}"
+        for source, sid in pending
+        if source == SOURCE and split_source_id(sid) not in clicks.groups
+    ]
     doubles = []
     for source, sid in ledger.counts:
         if source == SOURCE and split_source_id(sid) not in clicks.groups:
@@ -165,10 +191,68 @@ def _without_clicks(
     return unknown, doubles
 
 
-async def audit(mining: AsyncDatabase[Doc], wallet: AsyncDatabase[Doc]) -> Audit:
+async def _chains(auth: AsyncDatabase[Doc]) -> dict[str, Chain]:
+    inviter_of = {
+        doc["_id"]: doc["referred_by"]
+        async for doc in auth["users"].find(
+            {"referred_by": {"$nin": [None, ""]}}, {"referred_by": 1}
+        )
+    }
+    return {
+        user: Chain(inviter, inviter_of.get(inviter, "")) for user, inviter in inviter_of.items()
+    }
+
+
+def _referral_problems(
+    clicks: _Clicks,
+    chains: dict[str, Chain],
+    settings: ReferralSettings,
+    pending: dict[Key, tuple[str, int]],
+    ledger: _Ledger,
+) -> dict[str, list[str]]:
+    """What is owed to inviters, against what the ledger and the outbox hold."""
+    owed: dict[Key, tuple[str, int]] = {}
+    by_outbox: dict[str, dict[str, int]] = {}
+    earners: set[str] = set()
+    for (outbox_id, user), group in clicks.groups.items():
+        if group.units > 0:
+            by_outbox.setdefault(outbox_id, {})[user] = group.units
+            earners.add(user)
+    for outbox_id, earned in by_outbox.items():
+        for inviter, units in shares(earned, chains, settings).items():
+            owed[(SHARE_SOURCE, f"{outbox_id}:{inviter}")] = (inviter, units)
+    if settings.join_bonus_units:
+        for user in earners:
+            inviter = chains.get(user, NOBODY).inviter
+            if inviter:
+                owed[(JOIN_SOURCE, user)] = (inviter, settings.join_bonus_units)
+    found: dict[str, list[str]] = {"missing": [], "wrong": [], "unknown": []}
+    for key, want in owed.items():
+        name = f"{key[0]}/{key[1]}"
+        got = ledger.posted.get(key, pending.get(key))
+        if got is None:
+            found["missing"].append(name)
+        elif got != want:
+            found["wrong"].append(name)
+    found["unknown"] = [
+        f"{source}/{sid}"
+        for source, sid in {*ledger.counts, *pending}
+        if source in (SHARE_SOURCE, JOIN_SOURCE) and (source, sid) not in owed
+    ]
+    return found
+
+
+async def audit(
+    mining: AsyncDatabase[Doc],
+    wallet: AsyncDatabase[Doc],
+    auth: AsyncDatabase[Doc] | None = None,
+    referrals: ReferralSettings | None = None,
+) -> Audit:
     """Audit every mining reward: ``mining`` is the mining service's database,
-    ``wallet`` the wallet's. Run it on a quiet pipeline (a batch in flight may
-    show as missing between its two writes)."""
+    ``wallet`` the wallet's; with ``auth`` (the auth service's database) and the
+    ``referrals`` settings the pipeline ran with, the inviters' rewards too.
+    Run it on a quiet pipeline (a batch in flight may show as missing between
+    its two writes)."""
     clicks = await _clicks(mining)
     outbox_pending, pending = await _outbox(mining)
     ledger = await _ledger(wallet)
@@ -185,8 +269,8 @@ async def audit(mining: AsyncDatabase[Doc], wallet: AsyncDatabase[Doc]) -> Audit
             if posted != (user_id, group.units):
                 wrong.append(f"{SOURCE}/{sid}")
             credited_clicks.update(group.clicks)
-        elif (outbox_id, user_id) in pending:
-            if pending[(outbox_id, user_id)] != group.units:
+        elif (SOURCE, sid) in pending:
+            if pending[(SOURCE, sid)] != (user_id, group.units):
                 wrong.append(f"outbox/{sid}")
             pending_units += group.units
         elif group.units > 0:
@@ -202,6 +286,13 @@ async def audit(mining: AsyncDatabase[Doc], wallet: AsyncDatabase[Doc]) -> Audit
 
     unknown, credited_twice = _without_clicks(clicks, pending, ledger)
     doubles += credited_twice
+    if auth is not None:
+        found = _referral_problems(
+            clicks, await _chains(auth), referrals or ReferralSettings(), pending, ledger
+        )
+        missing += found["missing"]
+        wrong += found["wrong"]
+        unknown += found["unknown"]
     return Audit(
         clicks=clicks.count,
         reward_units=clicks.units,

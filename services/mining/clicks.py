@@ -7,7 +7,12 @@ Keys (the user's in one hash slot, ``{<user id>}``):
 - ``mq:mine:{<user>}:state`` — energy, tap tokens, today's taps;
 - ``mq:mine:{<user>}:click:<key>`` — one click's status: ``s`` state
   (q queued, d done, f failed, t throttled), ``n`` taps, ``fp`` fingerprint,
-  ``r`` reward units, ``e`` error code, ``ra`` retry-at ms.
+  ``r`` reward units, ``e`` error code, ``ra`` retry-at ms;
+- ``mq:mine:{<user>}:boosts`` — the user's boost levels (:data:`BOOST_FIELDS`:
+  ``e`` tank, ``r`` regen, ``t`` tap; ``v`` the version of MongoDB's levels
+  document they mirror). No TTL: a mirror of the record of truth
+  (``boost_levels``, :mod:`services.mining.purchases`), written after each
+  purchase and rebuilt when missing; absent means level 0 everywhere.
 
 The submit script touches the stream and every clicking user's keys
 together, so on Redis Cluster they would have to share one slot: run the
@@ -26,6 +31,7 @@ from typing import Any
 
 from runtime.metrics import REDIS_LATENCY_MS
 from runtime.redis_pipe import PipelinedRedis
+from services.mining.boosts import Effect, Steps
 from services.mining.settings import STREAM, Reward, TapRules
 
 _LUA = Path(__file__).with_name("lua")
@@ -39,6 +45,20 @@ def state_key(user_id: str) -> str:
 
 def status_key(user_id: str, key: str) -> str:
     return f"mq:mine:{{{user_id}}}:click:{key}"
+
+
+def boosts_key(user_id: str) -> str:
+    return f"mq:mine:{{{user_id}}}:boosts"
+
+
+#: The boost levels hash's field per effect (read by submit_clicks.lua and peek.lua).
+BOOST_FIELDS: dict[Effect, str] = {
+    Effect.ENERGY_MAX: "e",
+    Effect.ENERGY_REGEN: "r",
+    Effect.TAP_REWARD: "t",
+}
+#: The version of the MongoDB levels document the hash mirrors (never goes back).
+BOOST_VERSION_FIELD = "v"
 
 
 def click_id(user_id: str, key: str) -> str:
@@ -99,6 +119,10 @@ class Peek:
     energy_milli: int
     today_taps: int
     now_ms: int
+    #: The user's effective boost levels, as the click script reads them.
+    tank_level: int = 0
+    regen_level: int = 0
+    tap_level: int = 0
 
 
 class ClickGate:
@@ -111,10 +135,17 @@ class ClickGate:
         max_depth: int,
         status_ttl_seconds: int,
         throttled_ttl_seconds: int,
+        boosts: Steps | None = None,
+        shadow_key: str | None = None,
     ) -> None:
         self.redis = redis
         self.rules = rules
         self.reward = reward
+        #: One boost level's effect per effect (none: boosts change nothing).
+        self.steps = boosts or Steps()
+        self._steps = self.steps.args()
+        #: Shadow mode: the suspects sorted set, whose members' clicks earn 0 (None: off).
+        self.shadow_key = shadow_key
         self._submit = redis.script(SUBMIT_SCRIPT)
         self._peek = redis.script(PEEK_SCRIPT)
         self._latency = {
@@ -142,10 +173,14 @@ class ClickGate:
         if not pending:
             return []
         keys = [STREAM]
-        args: list[Any] = [*self._fixed, "" if now_ms is None else now_ms]
+        args: list[Any] = [*self._fixed, "" if now_ms is None else now_ms, *self._steps]
         for item in pending:
             click = item.click
-            keys += [state_key(item.user_id), status_key(item.user_id, item.key)]
+            keys += [
+                state_key(item.user_id),
+                status_key(item.user_id, item.key),
+                boosts_key(item.user_id),
+            ]
             args += [
                 click.taps,
                 click.span_ms,
@@ -155,6 +190,8 @@ class ClickGate:
                 item.request_id,
                 item.trace_parent,
             ]
+        if self.shadow_key is not None:
+            keys.append(self.shadow_key)
         reply = await self._timed("submit", self.redis.evalsha(self._submit, keys, args))
         return [
             Submitted(Outcome(code), int(accepted), int(retry), int(depth), int(energy))
@@ -173,11 +210,11 @@ class ClickGate:
             self.rules.energy_max,
             repr(self.rules.energy_regen_per_second),
             "" if now_ms is None else now_ms,
+            *self._steps[:2],
         ]
-        energy, today, now = await self._timed(
-            "peek", self.redis.evalsha(self._peek, [state_key(user_id)], args)
-        )
-        return Peek(int(energy), int(today), int(now))
+        keys = [state_key(user_id), boosts_key(user_id)]
+        reply = await self._timed("peek", self.redis.evalsha(self._peek, keys, args))
+        return Peek(*(int(value) for value in reply))
 
     async def status(self, user_id: str, key: str) -> dict[str, str]:
         """A click's status fields (empty when unknown)."""

@@ -87,3 +87,23 @@ RETRIED = Counter(
 @functools.cache
 def retried(error_code: str) -> Any:
     return RETRIED.labels(error_code=error_code)
+
+
+BOOST_PURCHASES = Counter(
+    "mining_boost_purchases_total",
+    "Boost purchases settled, by boost and outcome: applied (debited and levelled "
+    "up), refused (insufficient funds: nothing changed).",
+    ["boost", "outcome"],
+)
+BOOST_SWEPT = Counter(
+    "mining_boost_purchases_swept_total",
+    "Unsettled boost purchases the sweeper drove on (their request crashed or the "
+    "wallet was unavailable).",
+)
+
+
+SUSPECT_ACCOUNTS = Gauge(
+    "mining_suspect_accounts",
+    "Accounts the bot signals flagged and no admin cleared yet (the mining service "
+    "refreshes it; with MINING_BOT_SHADOW_MODE on, their clicks earn nothing).",
+)

@@ -5,10 +5,14 @@ collection, written in the same transaction as the batch's new click records
 (each of which carries the document's id as ``outbox_id``)::
 
     {_id: <hex id>, created_at, clicks, taps,
-     lines: [{user_id, units, taps, clicks}, ...]}     # one line per user
+     lines: [{user_id, units, taps, clicks}, ...       # one line per user
+             {user_id, units, kind: "referral"}, ...    # per inviter
+             {user_id, units, kind: "join", of}]}       # per invitee's first earnings
 
-Each line is one ``Wallet.Credit`` entry: source ``mining.batch``, source id
-``<outbox id>:<user id>``, which the wallet posts at most once. A document
+Each line is one ``Wallet.Credit`` entry, which the wallet posts at most once:
+a user's own mining under source ``mining.batch``, source id
+``<outbox id>:<user id>``; the referral lines under the sources of
+:mod:`services.mining.referrals`. A document
 is deleted once the wallet has confirmed all its lines, so the collection
 holds exactly the credits not confirmed yet (the backlog ``inspect``
 shows), needs no index, and never grows with history; what was credited
@@ -33,7 +37,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -44,6 +48,8 @@ from pymongo.asynchronous.collection import AsyncCollection
 from minequest.common.v1 import common_pb2
 from minequest.wallet.v1 import wallet_pb2
 from runtime.errors import decode_rpc_error
+from runtime.stores import find_in
+from services.mining.referrals import JOIN_SOURCE, SHARE_SOURCE
 
 if TYPE_CHECKING:
     from minequest.wallet.v1.wallet_pb2_grpc import WalletServiceAsyncStub
@@ -60,14 +66,56 @@ CLICK_SOURCE = "mining.click"
 CREDIT_CALL_MAX = 1000
 
 
+MINED, REFERRAL, JOIN = "mined", "referral", "join"
+
+
 @dataclass(frozen=True, slots=True)
 class Line:
-    """What one user earned in one batch."""
+    """What one user earned in one batch: by mining, or as an inviter."""
 
     user_id: str
     units: int
-    taps: int
-    clicks: int
+    taps: int = 0
+    clicks: int = 0
+    kind: str = MINED
+    #: The invitee a join bonus is for.
+    of: str = ""
+
+    @property
+    def source(self) -> str:
+        return {MINED: SOURCE, REFERRAL: SHARE_SOURCE, JOIN: JOIN_SOURCE}[self.kind]
+
+    @property
+    def memo(self) -> str:
+        if self.kind == REFERRAL:
+            return "referral share"
+        if self.kind == JOIN:
+            return f"referral bonus: {self.of} started mining"
+        return f"{self.clicks} clicks, {self.taps} taps"
+
+    def document(self) -> Doc:
+        if self.kind == MINED:
+            return {
+                "user_id": self.user_id,
+                "units": self.units,
+                "taps": self.taps,
+                "clicks": self.clicks,
+            }
+        doc: Doc = {"user_id": self.user_id, "units": self.units, "kind": self.kind}
+        if self.of:
+            doc["of"] = self.of
+        return doc
+
+    @classmethod
+    def from_document(cls, doc: Doc) -> Line:
+        return cls(
+            doc["user_id"],
+            int(doc["units"]),
+            int(doc.get("taps", 0)),
+            int(doc.get("clicks", 0)),
+            doc.get("kind", MINED),
+            doc.get("of", ""),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +127,7 @@ class Owed:
     lines: tuple[Line, ...]
 
     def source_id(self, line: Line) -> str:
-        return f"{self.id}:{line.user_id}"
+        return line.of if line.kind == JOIN else f"{self.id}:{line.user_id}"
 
     def document(self) -> Doc:
         return {
@@ -87,32 +135,32 @@ class Owed:
             "created_at": self.created_at,
             "clicks": sum(line.clicks for line in self.lines),
             "taps": sum(line.taps for line in self.lines),
-            "lines": [
-                {"user_id": x.user_id, "units": x.units, "taps": x.taps, "clicks": x.clicks}
-                for x in self.lines
-            ],
+            "lines": [line.document() for line in self.lines],
         }
 
     @classmethod
     def from_document(cls, doc: Doc) -> Owed:
-        lines = tuple(
-            Line(x["user_id"], int(x["units"]), int(x["taps"]), int(x["clicks"]))
-            for x in doc["lines"]
-        )
+        lines = tuple(Line.from_document(x) for x in doc["lines"])
         return cls(str(doc["_id"]), doc["created_at"], lines)
 
 
-def owed_for(records: Iterable[ClickRecord], now: datetime) -> Owed | None:
-    """The outbox document of a batch's new clicks (None when they earn nothing).
-    Users whose clicks earn nothing get no line."""
+def mined_lines(records: Iterable[ClickRecord]) -> list[Line]:
+    """One line per user of what a batch's clicks earned (users whose clicks
+    earn nothing get none)."""
     sums: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
     for record in records:
         line = sums[record.user_id]
         line[0] += record.reward_units
         line[1] += record.taps
         line[2] += 1
-    lines = tuple(Line(user, *sums[user]) for user in sums if sums[user][0] > 0)
-    return Owed(uuid.uuid4().hex, now, lines) if lines else None
+    return [
+        Line(user, units, taps, clicks) for user, (units, taps, clicks) in sums.items() if units > 0
+    ]
+
+
+def owed_for(lines: Sequence[Line], now: datetime) -> Owed | None:
+    """The outbox document owing ``lines`` (None when there are none)."""
+    return Owed(uuid.uuid4().hex, now, tuple(lines)) if lines else None
 
 
 def split_source_id(source_id: str) -> tuple[str, str]:
@@ -159,18 +207,21 @@ class Outbox:
         wallet: WalletServiceAsyncStub,
         currency: str,
         timeout_seconds: float,
+        credited: Callable[[Owed], Awaitable[object]] | None = None,
     ) -> None:
         self.collection = collection
         self.wallet = wallet
         self.currency = currency
         self.timeout = timeout_seconds
+        #: Run for each document once the wallet holds all of it, before it is
+        #: settled (so again after a crash there): the leaderboards' post.
+        self.credited = credited
 
     async def pending(self, ids: Collection[str]) -> list[Owed]:
         """The documents among ``ids`` not credited yet (a gone one is credited)."""
         if not ids:
             return []
-        found = self.collection.find({"_id": {"$in": list(ids)}})
-        return [Owed.from_document(doc) async for doc in found]
+        return [Owed.from_document(doc) async for doc in find_in(self.collection, "_id", ids)]
 
     async def credit(self, owed: Sequence[Owed], clicks: Sequence[ClickRecord] = ()) -> None:
         """Post every line of ``owed`` (one call per document, or per
@@ -180,10 +231,14 @@ class Outbox:
         for doc in owed:
             await self._call(
                 [
-                    self._entry(line.user_id, line.units, SOURCE, doc.source_id(line), line)
+                    self._entry(
+                        line.user_id, line.units, line.source, doc.source_id(line), line.memo
+                    )
                     for line in doc.lines
                 ]
             )
+            if self.credited is not None:
+                await self.credited(doc)
         await self._call(
             [
                 self._entry(c.user_id, c.reward_units, CLICK_SOURCE, c.id, f"{c.taps} taps")
@@ -220,9 +275,8 @@ class Outbox:
         return SweepReport(credited, failed)
 
     def _entry(
-        self, user_id: str, units: int, source: str, source_id: str, what: Line | str
+        self, user_id: str, units: int, source: str, source_id: str, memo: str
     ) -> wallet_pb2.CreditEntry:
-        memo = what if isinstance(what, str) else f"{what.clicks} clicks, {what.taps} taps"
         return wallet_pb2.CreditEntry(
             user_id=user_id,
             amount=common_pb2.Money(currency=self.currency, units=units),

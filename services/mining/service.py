@@ -20,13 +20,15 @@ from grpc.aio import ServicerContext
 from minequest.common.v1 import common_pb2
 from minequest.mining.v1 import mining_pb2, mining_pb2_grpc
 from runtime import context
-from runtime.errors import DomainError, InvalidArgument, required
+from runtime.errors import DomainError, InvalidArgument, Unavailable, required
 from runtime.idempotency import check_key
 from runtime.money import to_money
 from runtime.tracing import current_traceparent
 from services.mining import metrics
+from services.mining.boosts import Boost, Effect
 from services.mining.clicks import THROTTLE_REASONS, Click, ClickGate, Outcome, Pending, Submitted
 from services.mining.errors import (
+    BoostNotFound,
     ClickNotFound,
     IdempotencyKeyReused,
     InvalidClick,
@@ -34,6 +36,8 @@ from services.mining.errors import (
     Throttled,
     click_error,
 )
+from services.mining.oversight import Oversight
+from services.mining.purchases import Purchases
 from services.mining.store import MiningStore
 
 Context = ServicerContext[Any, Any]
@@ -82,9 +86,19 @@ def _timestamp(ms: int) -> Timestamp:
 
 
 class MiningService(mining_pb2_grpc.MiningServiceServicer):
-    def __init__(self, gate: ClickGate, store: MiningStore) -> None:
+    def __init__(
+        self,
+        gate: ClickGate,
+        store: MiningStore,
+        purchases: Purchases | None = None,
+        oversight: Oversight | None = None,
+    ) -> None:
         self.gate = gate
         self.store = store
+        #: Suspects and the mined-coin leaderboards (None: not served).
+        self.oversight = oversight
+        #: Boost purchases (None: the service sells no boosts).
+        self.purchases = purchases
         self.rules = gate.rules
         self.reward = gate.reward
 
@@ -169,22 +183,115 @@ class MiningService(mining_pb2_grpc.MiningServiceServicer):
         user = required(request.user_id, "user_id")
         peek = await self.gate.peek(user)
         totals = await self.store.totals(user)
-        full = self.rules.energy_max * 1000
-        regen = self.rules.energy_regen_per_second
-        missing_ms = math.ceil(max(0, full - peek.energy_milli) / regen)
+        steps = self.gate.steps
+        energy_max = self.rules.energy_max + peek.tank_level * steps.tank
+        regen = self.rules.energy_regen_per_second + peek.regen_level * float(steps.regen)
+        missing_ms = math.ceil(max(0, energy_max * 1000 - peek.energy_milli) / regen)
         return mining_pb2.GetMiningStatusResponse(
             total_taps=totals.taps,
             total_reward_units=totals.reward_units,
             today_taps=peek.today_taps,
             energy=peek.energy_milli // 1000,
-            max_energy=self.rules.energy_max,
+            max_energy=energy_max,
             energy_full_at=_timestamp(peek.now_ms + missing_ms),
             total_reward=self._money(totals.reward_units),
             daily_tap_cap=self.rules.daily_tap_cap,
+            referral_units=totals.referral_units,
+            referral_reward=self._money(totals.referral_units),
         )
 
     def _money(self, units: int) -> common_pb2.Money:
         return to_money(self.reward.currency, units, self.reward.decimals)
+
+    # suspects and mined-coin leaderboards (services.mining.oversight) ------------
+
+    def _oversight(self) -> Oversight:
+        if self.oversight is None:
+            raise Unavailable("suspects and leaderboards are not served here", retry_after=1)
+        return self.oversight
+
+    async def ListSuspects(
+        self, request: mining_pb2.ListSuspectsRequest, context_: Context
+    ) -> mining_pb2.ListSuspectsResponse:
+        return await self._oversight().list_suspects(request)
+
+    async def ClearSuspect(
+        self, request: mining_pb2.ClearSuspectRequest, context_: Context
+    ) -> mining_pb2.ClearSuspectResponse:
+        return await self._oversight().clear_suspect(request)
+
+    async def GetMinedLeaderboard(
+        self, request: mining_pb2.GetMinedLeaderboardRequest, context_: Context
+    ) -> mining_pb2.GetMinedLeaderboardResponse:
+        return await self._oversight().leaderboard(request)
+
+    # boosts ----------------------------------------------------------------------
+
+    def _purchases(self) -> Purchases:
+        if self.purchases is None:
+            raise BoostNotFound("this service sells no boosts", field="boostId")
+        return self.purchases
+
+    async def ListBoosts(
+        self, request: mining_pb2.ListBoostsRequest, context_: Context
+    ) -> mining_pb2.ListBoostsResponse:
+        user = required(request.user_id, "user_id")
+        purchases = self._purchases()
+        levels = await purchases.levels_of(user)
+        if levels.version:
+            await purchases.mirror(user, levels)  # rebuilds the click path's copy if lost
+        boosts = purchases.catalogue.boosts
+        return mining_pb2.ListBoostsResponse(
+            boosts=[boost_message(purchases, boost, levels.of(boost.id)) for boost in boosts]
+        )
+
+    async def PurchaseBoost(
+        self, request: mining_pb2.PurchaseBoostRequest, context_: Context
+    ) -> mining_pb2.PurchaseBoostResponse:
+        user = required(request.user_id, "user_id")
+        key = check_key(request.idempotency_key, "idempotency_key")
+        boost_id = required(request.boost_id, "boost_id")
+        expected = request.level if request.HasField("level") else None
+        purchases = self._purchases()
+        doc, duplicate = await purchases.buy(user, key, boost_id, expected)
+        boost = purchases.catalogue.get(doc["boost"])
+        assert boost is not None  # buy() checked it
+        level = max(doc["level"], (await purchases.levels_of(user)).of(boost.id))
+        return mining_pb2.PurchaseBoostResponse(
+            purchase_id=doc["_id"],
+            boost=boost_message(purchases, boost, level),
+            level=doc["level"],
+            price=purchases.money(doc["price"]),
+            debit_entry_id=doc["entry_id"],
+            balance=purchases.money(doc["balance"]),
+            duplicate=duplicate,
+        )
+
+
+EFFECTS = {
+    Effect.ENERGY_MAX: mining_pb2.BOOST_EFFECT_ENERGY_MAX,
+    Effect.ENERGY_REGEN: mining_pb2.BOOST_EFFECT_ENERGY_REGEN,
+    Effect.TAP_REWARD: mining_pb2.BOOST_EFFECT_TAP_REWARD,
+}
+
+
+def boost_message(purchases: Purchases, boost: Boost, level: int) -> mining_pb2.Boost:
+    """One boost as a user at ``level`` has it."""
+    catalogue = purchases.catalogue
+    message = mining_pb2.Boost(
+        id=boost.id,
+        title=boost.title,
+        description=boost.description,
+        effect=EFFECTS[boost.effect],
+        level=level,
+        max_level=boost.max_level,
+        per_level=catalogue.describe(boost, 1),
+        effect_now=catalogue.describe(boost, level),
+    )
+    price = boost.price(level + 1)
+    if price is not None:
+        message.next_price.CopyFrom(purchases.money(price))
+    return message
 
 
 def _answer(key: str, result: Submitted) -> mining_pb2.SubmitClickResponse | DomainError:

@@ -7,6 +7,12 @@ the outbox of rewards owed to the wallet.
 - ``miners``: one document per user with running totals.
 - ``outbox``: see :mod:`services.mining.outbox`.
 
+The store remembers which users have a ``miners`` document already (up to
+:data:`KNOWN_MINERS_MAX`): their totals get a plain update, the others an
+upsert, which costs SecantusDB twice as much. Should a remembered document be
+missing after all, the transaction is aborted and run again with upserts, so
+the memory can only cost a retry, never a lost total.
+
 None has an index beyond ``_id``: no read looks clicks up by anything
 else, the outbox holds only credits in flight, and every index is paid on
 the hottest write there is.
@@ -21,7 +27,7 @@ by exactly one outbox document (until the wallet confirms it).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -32,10 +38,17 @@ from pymongo.errors import PyMongoError
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
-from runtime.stores import is_duplicate_key
-from services.mining.outbox import Owed, owed_for
+from runtime.stores import find_in, is_duplicate_key
+from services.mining.outbox import JOIN, REFERRAL, Line, Owed, mined_lines, owed_for
+from services.mining.referrals import NO_REFERRALS, NOBODY, Chain, ReferralSettings, shares
 
 Doc = dict[str, Any]
+#: How many users' ``miners`` documents the store remembers as existing.
+KNOWN_MINERS_MAX = 200_000
+
+
+class _MinerMissing(Exception):
+    """A user remembered as known has no ``miners`` document: retry with upserts."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +68,8 @@ class MinerTotals:
     taps: int
     reward_units: int
     clicks: int
+    #: Earned from invitees' mining (shares and join bonuses), not in ``reward_units``.
+    referral_units: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,20 +87,39 @@ class Recorded:
 
 
 class MiningStore:
-    def __init__(self, client: AsyncMongoClient[Doc], database: str) -> None:
+    def __init__(
+        self,
+        client: AsyncMongoClient[Doc],
+        database: str,
+        referrals: ReferralSettings = NO_REFERRALS,
+    ) -> None:
         self.client = client
         db = client[database]
         self.clicks = db["clicks"]
         self.miners = db["miners"]
         self.outbox = db["outbox"]
+        self.referrals = referrals
+        #: Users known to have a ``miners`` document, and to have earned.
+        self._known: set[str] = set()
+        self._earned: set[str] = set()
 
     async def totals(self, user_id: str) -> MinerTotals:
         doc = await self.miners.find_one({"_id": user_id})
         if doc is None:
             return MinerTotals(0, 0, 0)
-        return MinerTotals(doc.get("taps", 0), doc.get("reward_units", 0), doc.get("clicks", 0))
+        return MinerTotals(
+            doc.get("taps", 0),
+            doc.get("reward_units", 0),
+            doc.get("clicks", 0),
+            doc.get("referral_units", 0),
+        )
 
-    async def record(self, records: Sequence[ClickRecord], now: datetime) -> Recorded:
+    async def record(
+        self,
+        records: Sequence[ClickRecord],
+        now: datetime,
+        chains: Mapping[str, Chain] | None = None,
+    ) -> Recorded:
         """Record the batch's clicks that are not recorded yet, with their totals
         and their outbox document, in one transaction.
 
@@ -93,14 +127,35 @@ class MiningStore:
         looking up what is recorded already; a duplicate click aborts it, and
         the second try records only what is missing and says which outbox
         documents owe the clicks recorded before.
+
+        ``chains`` says who invited the batch's users (none: nobody): their
+        inviters' shares and join bonuses join the outbox document
+        (:mod:`services.mining.referrals`).
         """
         unique: dict[str, ClickRecord] = {}
         for record in records:
             unique.setdefault(record.id, record)
         if not unique:
             return Recorded(0, None, frozenset(), ())
+        chains = chains or {}
         try:
-            return await self._transaction(lambda session: self._write(unique, now, session))
+            recorded = await self._record(unique, now, chains)
+        except _MinerMissing:
+            self._known.clear()
+            recorded = await self._record(unique, now, chains)
+        # Only now, committed: a user remembered as having earned owes no join bonus.
+        if len(self._earned) > KNOWN_MINERS_MAX:
+            self._earned.clear()
+        self._earned.update(r.user_id for r in unique.values() if r.reward_units > 0)
+        return recorded
+
+    async def _record(
+        self, unique: dict[str, ClickRecord], now: datetime, chains: Mapping[str, Chain]
+    ) -> Recorded:
+        try:
+            return await self._transaction(
+                lambda session: self._write(unique, now, session, chains)
+            )
         except PyMongoError as error:
             if not is_duplicate_key(error):
                 raise
@@ -108,12 +163,12 @@ class MiningStore:
         async def missing_only(session: AsyncClientSession) -> Recorded:
             known: dict[str, str | None] = {
                 doc["_id"]: doc.get("outbox_id")
-                async for doc in self.clicks.find(
-                    {"_id": {"$in": list(unique)}}, {"outbox_id": 1}, session=session
+                async for doc in find_in(
+                    self.clicks, "_id", unique, {"outbox_id": 1}, session=session
                 )
             }
             fresh = {key: record for key, record in unique.items() if key not in known}
-            done = await self._write(fresh, now, session)
+            done = await self._write(fresh, now, session, chains)
             legacy = tuple(
                 unique[key]
                 for key, outbox in known.items()
@@ -125,11 +180,33 @@ class MiningStore:
         return await self._transaction(missing_only)
 
     async def _write(
-        self, fresh: dict[str, ClickRecord], now: datetime, session: AsyncClientSession
+        self,
+        fresh: dict[str, ClickRecord],
+        now: datetime,
+        session: AsyncClientSession,
+        chains: Mapping[str, Chain],
     ) -> Recorded:
         if not fresh:
             return Recorded(0, None, frozenset(), ())
-        owed = owed_for(fresh.values(), now)
+        mined = mined_lines(fresh.values())
+        earned = {line.user_id: line.units for line in mined}
+        invited = {
+            inviter: (units, 0) for inviter, units in shares(earned, chains, self.referrals).items()
+        }
+        joins = await self._first_earnings(earned, chains, session)
+        for invitee in joins:
+            inviter = chains[invitee].inviter
+            units, bonus = invited.get(inviter, (0, 0))
+            invited[inviter] = (units, bonus + self.referrals.join_bonus_units)
+        lines = [
+            *mined,
+            *(Line(user, units, kind=REFERRAL) for user, (units, _) in invited.items() if units),
+            *(
+                Line(chains[u].inviter, self.referrals.join_bonus_units, kind=JOIN, of=u)
+                for u in joins
+            ),
+        ]
+        owed = owed_for(lines, now)
         outbox_id = None if owed is None else owed.id
         await self.clicks.insert_many(
             [_click_doc(record, now, outbox_id) for record in fresh.values()], session=session
@@ -140,24 +217,62 @@ class MiningStore:
             sums[0] += record.taps
             sums[1] += record.reward_units
             sums[2] += 1
-        await self.miners.bulk_write(
+        updates: list[tuple[str, Doc]] = []
+        for user, (taps, units, clicks) in per_user.items():
+            update: Doc = {
+                "$inc": {"taps": taps, "reward_units": units, "clicks": clicks},
+                "$max": {"last_click_at": now},
+            }
+            if units > 0:
+                update["$min"] = {"earned_at": now}
+            updates.append((user, update))
+        updates.extend(
+            (inviter, {"$inc": {"referral_units": units + bonus}})
+            for inviter, (units, bonus) in invited.items()
+        )
+        known = self._known
+        done = await self.miners.bulk_write(
             [
-                UpdateOne(
-                    {"_id": user},
-                    {
-                        "$inc": {"taps": taps, "reward_units": units, "clicks": clicks},
-                        "$max": {"last_click_at": now},
-                    },
-                    upsert=True,
-                )
-                for user, (taps, units, clicks) in per_user.items()
+                UpdateOne({"_id": user}, update, upsert=user not in known)
+                for user, update in updates
             ],
             ordered=False,
             session=session,
         )
+        if done.matched_count + done.upserted_count != len(updates):
+            raise _MinerMissing
         if owed is not None:
             await self.outbox.insert_one(owed.document(), session=session)
+        if len(known) + len(updates) > KNOWN_MINERS_MAX:
+            known.clear()
+        known.update(user for user, _ in updates)
         return Recorded(len(fresh), owed, frozenset(), ())
+
+    async def _first_earnings(
+        self, earned: Mapping[str, int], chains: Mapping[str, Chain], session: AsyncClientSession
+    ) -> list[str]:
+        """The invitees among ``earned`` who earn for the first time now (their
+        inviter is owed the join bonus): no ``earned_at`` yet in this transaction's
+        snapshot. Users remembered as having earned are not looked up."""
+        if not self.referrals.join_bonus_units:
+            return []
+        candidates = [
+            user for user in earned if chains.get(user, NOBODY).inviter and user not in self._earned
+        ]
+        if not candidates:
+            return []
+        before = {
+            doc["_id"]
+            async for doc in find_in(
+                self.miners,
+                "_id",
+                candidates,
+                {"_id": 1},
+                where={"earned_at": {"$exists": True}},
+                session=session,
+            )
+        }
+        return [user for user in candidates if user not in before]
 
     async def _transaction(
         self, write: Callable[[AsyncClientSession], Awaitable[Recorded]]

@@ -7,7 +7,9 @@ Per batch (up to ``MINING_WORKER_BATCH_SIZE`` entries, per task):
    document owes their rewards, one line per user
    (:mod:`services.mining.outbox`).
 2. ``Wallet.Credit``, one call (per 1000 users): one entry per user,
-   idempotent on (``mining.batch``, ``<outbox id>:<user>``).
+   idempotent on (``mining.batch``, ``<outbox id>:<user>``), and their
+   inviters' shares and join bonuses (:mod:`services.mining.referrals`; who
+   invited whom comes from ``Auth.GetReferrers`` before step 1).
 3. MongoDB: the outbox document is deleted (the wallet has it).
 4. Redis, one pipeline: statuses ``done``, ``XACK``, ``XDEL`` (the stream's
    length stays the backlog), active miners.
@@ -59,13 +61,15 @@ from runtime.log import Throttle
 from runtime.metrics import REDIS_LATENCY_MS
 from runtime.stores import STORE_OUTAGES
 from runtime.tracing import consumer_span
-from services.mining import metrics
+from services.mining import leaderboards, metrics, signals
 from services.mining.clicks import click_id, status_key
-from services.mining.outbox import Outbox, backlog
+from services.mining.outbox import MINED, Outbox, Owed, backlog
+from services.mining.referrals import Inviters
 from services.mining.settings import DEAD_LETTERS, GROUP, STREAM, WorkerSettings
 from services.mining.store import ClickRecord, MiningStore
 
 if TYPE_CHECKING:
+    from minequest.auth.v1.auth_pb2_grpc import AuthServiceAsyncStub
     from minequest.wallet.v1.wallet_pb2_grpc import WalletServiceAsyncStub
 
 log = logging.getLogger(__name__)
@@ -154,12 +158,21 @@ class Worker:
         redis: aioredis.Redis,
         store: MiningStore,
         wallet: WalletServiceAsyncStub,
+        auth: AuthServiceAsyncStub | None = None,
     ) -> None:
         self.settings = settings
         self.redis = redis
         self.store = store
         self.outbox = Outbox(
-            store.outbox, wallet, settings.reward.currency, settings.grpc_timeout_seconds
+            store.outbox,
+            wallet,
+            settings.reward.currency,
+            settings.grpc_timeout_seconds,
+            credited=self._on_leaderboards,
+        )
+        #: Who invited whom, when inviters are paid (an auth client is given).
+        self.inviters = Inviters(
+            auth if settings.referrals.enabled else None, settings.grpc_timeout_seconds
         )
         self.stopping = asyncio.Event()
         #: One mining transaction at a time per process: concurrent batches of
@@ -361,8 +374,9 @@ class Worker:
     async def _apply_traced(self, batch: Sequence[Parsed]) -> None:
         records = [item.record for item in batch]
         started = time.perf_counter()
+        chains = await self.inviters.chains(r.user_id for r in records if r.reward_units > 0)
         async with self._recording:
-            recorded = await self.store.record(records, datetime.now(UTC))
+            recorded = await self.store.record(records, datetime.now(UTC), chains)
         owed = await self.outbox.pending(recorded.earlier)
         if recorded.owed is not None:
             owed.append(recorded.owed)
@@ -371,6 +385,7 @@ class Worker:
         credited = time.perf_counter()
         await self.outbox.settle(owed)
         await self._finish(batch)
+        await self._observe(records)
         done = time.perf_counter()
         log.info(
             "batch done",
@@ -383,6 +398,37 @@ class Worker:
                 "finish_ms": round((done - credited) * 1000, 1),
             },
         )
+
+    async def _on_leaderboards(self, owed: Owed) -> None:
+        """Post a credited batch's mined units on the day and week boards (once
+        per outbox document, however often this runs)."""
+        mined = {line.user_id: line.units for line in owed.lines if line.kind == MINED}
+        if mined:
+            await leaderboards.post_batch(
+                self.redis,
+                owed.id,
+                mined,
+                owed.created_at,
+                offset_minutes=self.settings.leaderboards.utc_offset_minutes,
+            )
+
+    async def _observe(self, records: Sequence[ClickRecord]) -> None:
+        """Feed the batch's tap timing to the bot signals. A heuristic, not a
+        record: a failure is logged and the batch stays done."""
+        clicks: dict[str, list[tuple[float, int]]] = {}
+        for record in sorted(records, key=lambda r: r.accepted_at):
+            clicks.setdefault(record.user_id, []).append(
+                (record.accepted_at.timestamp(), record.taps)
+            )
+        try:
+            flagged = await signals.observe(
+                self.redis, clicks, self.settings.signals, datetime.now(UTC)
+            )
+        except Exception as error:
+            self._warn("signals", "bot signals not updated for a batch", error)
+            return
+        if flagged:
+            log.warning("accounts flagged as bots", extra={"users": flagged[:20]})
 
     async def _finish(self, batch: Sequence[Parsed]) -> None:
         """Statuses done, entries acknowledged and deleted (every credit is posted)."""

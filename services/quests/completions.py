@@ -42,7 +42,6 @@ from services.quests.store import QuestsStore, Session
 
 Doc = dict[str, Any]
 
-SOURCE = "quests.completion"
 _BACKOFF_FIRST, _BACKOFF_MAX = 0.005, 0.2
 
 

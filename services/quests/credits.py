@@ -1,15 +1,17 @@
 """Coin rewards: credited through ``Wallet.Credit`` exactly once, whatever crashes.
 
-A completion with a coin reward is committed with ``credit_pending: true``
-*before* the wallet is called. Then:
+A completion with a coin reward, or a daily claim, is committed with
+``credit_pending: true`` *before* the wallet is called (each collection is a
+:class:`~services.quests.store.Payouts`: its source, its memo). Then:
 
-- the request that completed the quest calls ``Wallet.Credit`` (source
-  ``quests.completion``, source id = the completion id) and, when the wallet
-  answers, clears the flag;
+- the request that made it calls ``Wallet.Credit`` (source
+  ``quests.completion`` or ``rewards.daily``, source id = the document's id)
+  and, when the wallet answers, clears the flag (a daily claim's GET or
+  repeated claim retries it too);
 - if the wallet was down, slow, or this process died in between, the flag
-  stays set and :class:`Sweeper` (every ``QUESTS_SWEEP_INTERVAL_SECONDS`` in
+  stays set and the sweeper (every ``QUESTS_SWEEP_INTERVAL_SECONDS`` in
   each quests process, or ``python -m services.quests sweep-credits``)
-  credits every completion still pending after ``QUESTS_SWEEP_MIN_AGE_SECONDS``.
+  credits every document still pending after ``QUESTS_SWEEP_MIN_AGE_SECONDS``.
 
 The wallet posts each ``(source, source_id)`` once, so a credit sent twice
 (the request and the sweeper, two replicas, a retry after an answer was
@@ -35,8 +37,8 @@ from runtime.errors import decode_rpc_error
 from runtime.tasks import background
 from services.quests.leaderboard import Leaderboard
 from services.quests.metrics import CREDITS, CREDITS_PENDING
-from services.quests.peers import Wallet
-from services.quests.store import QuestsStore
+from services.quests.peers import Payment, Wallet
+from services.quests.store import Payouts, QuestsStore
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +48,16 @@ BATCH = 100
 INLINE_TIMEOUT = 2.0
 
 
-def _entry(doc: Doc) -> tuple[str, str, int, str, str]:
+def _payment(payouts: Payouts, doc: Doc) -> Payment:
     coin = doc["coin_reward"]
-    memo = f"quest {doc['quest_id']}"
-    return (doc["user_id"], coin["currency"], int(coin["units"]), doc["_id"], memo)
+    return Payment(
+        doc["user_id"],
+        coin["currency"],
+        int(coin["units"]),
+        payouts.source,
+        doc["_id"],
+        payouts.memo(doc),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,23 +84,26 @@ class Credits:
         self.clock = clock
         self.min_age = timedelta(seconds=min_age_seconds)
 
-    async def credit_now(self, completion: Doc) -> bool:
-        """Credit one completion's reward; True when the wallet confirmed it.
+    async def credit_now(self, payouts: Payouts, doc: Doc) -> bool:
+        """Credit one document's reward; True when the wallet confirmed it.
         A failure leaves it pending for the sweeper (never an error to the user)."""
-        if not completion.get("credit_pending"):
+        if not doc.get("credit_pending"):
             return True
         try:
-            entry_ids = await self.wallet.credit([_entry(completion)], deadline=INLINE_TIMEOUT)
+            entry_ids = await self.wallet.credit([_payment(payouts, doc)], deadline=INLINE_TIMEOUT)
         except grpc.aio.AioRpcError as error:
             CREDITS.labels("failed").inc()
             log.warning(
                 "coin reward not credited yet; the sweeper retries it",
-                extra={"completion_id": completion["_id"], "grpc_code": error.code().name},
+                extra={
+                    "source": payouts.source,
+                    "source_id": doc["_id"],
+                    "grpc_code": error.code().name,
+                },
             )
             return False
-        await self.store.confirm_credit(
-            completion["_id"], entry_ids.get(completion["_id"], ""), self.clock()
-        )
+        entry_id = entry_ids.get((payouts.source, doc["_id"]), "")
+        await self.store.confirm_credit(payouts, doc["_id"], entry_id, self.clock())
         CREDITS.labels("confirmed").inc()
         return True
 
@@ -100,47 +111,56 @@ class Credits:
         """One pass: credit what is pending, resync lost leaderboard updates."""
         older_than = self.clock() - self.min_age
         attempted = confirmed = failed = 0
-        while True:
-            docs = await self.store.pending_credits(older_than, BATCH)
-            if not docs:
-                break
-            attempted += len(docs)
-            done, bad = await self._credit_batch(docs)
-            confirmed += done
-            failed += bad
-            if done == 0:
-                break  # the wallet refuses or is down: try again next pass
+        for payouts in self.store.payouts:
+            while True:
+                docs = await self.store.pending_credits(payouts, older_than, BATCH)
+                if not docs:
+                    break
+                attempted += len(docs)
+                done, bad = await self._credit_batch(payouts, docs)
+                confirmed += done
+                failed += bad
+                if done == 0:
+                    break  # the wallet refuses or is down: try again next pass
         resynced = await self._resync(older_than)
         CREDITS_PENDING.set(await self.store.count_pending_credits())
         return SweepReport(attempted, confirmed, failed, resynced)
 
-    async def _credit_batch(self, docs: list[Doc]) -> tuple[int, int]:
+    async def _credit_batch(self, payouts: Payouts, docs: list[Doc]) -> tuple[int, int]:
         try:
-            entry_ids = await self.wallet.credit([_entry(doc) for doc in docs])
+            entry_ids = await self.wallet.credit([_payment(payouts, doc) for doc in docs])
         except grpc.aio.AioRpcError as error:
             if error.code() != grpc.StatusCode.INVALID_ARGUMENT or len(docs) == 1:
-                await self._failed(docs, error)
+                await self._failed(payouts, docs, error)
                 return 0, len(docs)
             # One entry the wallet refuses (a currency it dropped) must not
             # block the others: send them one by one.
-            results = [await self._credit_batch([doc]) for doc in docs]
+            results = [await self._credit_batch(payouts, [doc]) for doc in docs]
             return sum(r[0] for r in results), sum(r[1] for r in results)
         now = self.clock()
         for doc in docs:
-            await self.store.confirm_credit(doc["_id"], entry_ids.get(doc["_id"], ""), now)
+            entry_id = entry_ids.get((payouts.source, doc["_id"]), "")
+            await self.store.confirm_credit(payouts, doc["_id"], entry_id, now)
         CREDITS.labels("confirmed").inc(len(docs))
         return len(docs), 0
 
-    async def _failed(self, docs: list[Doc], error: grpc.aio.AioRpcError) -> None:
+    async def _failed(self, payouts: Payouts, docs: list[Doc], error: grpc.aio.AioRpcError) -> None:
         info = decode_rpc_error(error)
         CREDITS.labels("failed").inc(len(docs))
         log.warning(
             "pending coin rewards not credited",
-            extra={"count": len(docs), "grpc_code": info.code.name, "reason": info.reason},
+            extra={
+                "source": payouts.source,
+                "count": len(docs),
+                "grpc_code": info.code.name,
+                "reason": info.reason,
+            },
         )
         if info.code == grpc.StatusCode.INVALID_ARGUMENT:
             for doc in docs:
-                await self.store.note_credit_failure(doc["_id"], f"{info.reason}: {info.message}")
+                await self.store.note_credit_failure(
+                    payouts, doc["_id"], f"{info.reason}: {info.message}"
+                )
 
     async def _resync(self, older_than: datetime) -> int:
         docs = await self.store.unsynced_progress(older_than, 1000)

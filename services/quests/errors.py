@@ -4,12 +4,14 @@ DomainError
 ├── InvalidArgument
 │   ├── InvalidQuest           invalid_quest | unknown_currency
 │   ├── InvalidWalletAddress   invalid_wallet_address
-│   └── InvalidPageToken       invalid_page_token (runtime.pages)
+│   ├── InvalidPageToken       invalid_page_token (runtime.pages)
+│   └── InvalidCount           invalid_count (around-me: players on each side)
 ├── NotFound
 │   └── QuestNotFound          quest_not_found | prerequisite_not_found
 ├── AlreadyExists
 │   ├── QuestExists            quest_exists
-│   └── AlreadyCompleted       already_completed (metadata: the original completion)
+│   ├── AlreadyCompleted       already_completed (metadata: the original completion)
+│   └── AlreadyClaimed         already_claimed (metadata: today's daily claim)
 ├── Aborted
 │   └── QuestInactive          quest_inactive (archived, or outside its active window)
 ├── FailedPrecondition
@@ -41,6 +43,10 @@ class InvalidWalletAddress(InvalidArgument):
     reason = "invalid_wallet_address"
 
 
+class InvalidCount(InvalidArgument):
+    reason = "invalid_count"
+
+
 class QuestNotFound(NotFound):
     reason = "quest_not_found"
 
@@ -51,6 +57,10 @@ class QuestExists(AlreadyExists):
 
 class AlreadyCompleted(AlreadyExists):
     reason = "already_completed"
+
+
+class AlreadyClaimed(AlreadyExists):
+    reason = "already_claimed"
 
 
 class QuestInactive(Aborted):

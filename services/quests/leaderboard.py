@@ -20,6 +20,10 @@ MongoDB's ``progress``, then one Lua call renames them over the live keys
 and applies the parked updates. A sentinel member (score ``-inf``) keeps an
 empty leaderboard distinguishable from a missing one.
 
+**Around me** (:meth:`Leaderboard.around`): one Lua call reads a user's
+rank and the members ``count`` places above and below it from the same
+sorted set, so the ranks it answers agree with each other.
+
 **Cache.** The top :data:`TOP_N` with usernames is cached as JSON for
 ``QUESTS_LEADERBOARD_CACHE_SECONDS``. A change that lands in the top N bumps
 a generation counter and drops the cache; a reader stores what it built only
@@ -133,6 +137,18 @@ return 1
 """
 
 
+# KEYS: scores, members; ARGV: user, count. {first 0-based rank, rows} or false.
+_AROUND = """
+local member = redis.call('HGET', KEYS[2], ARGV[1])
+if not member then return false end
+local rank = redis.call('ZREVRANK', KEYS[1], member)
+if not rank then return false end
+local count = tonumber(ARGV[2])
+local first = math.max(rank - count, 0)
+return {first, redis.call('ZREVRANGE', KEYS[1], first, rank + count, 'WITHSCORES')}
+"""
+
+
 def member_of(user_id: str, reached_at: datetime) -> str:
     """The sorted-set member encoding the tie-break (earlier sorts higher)."""
     return f"{MAX_MS - _millis(reached_at):014d}:{user_id}"
@@ -185,6 +201,7 @@ class Leaderboard:
         self._record = redis.register_script(_RECORD)
         self._swap = redis.register_script(_SWAP)
         self._fill = redis.register_script(_FILL)
+        self._around = redis.register_script(_AROUND)
 
     async def record(self, user_id: str, xp: int, reached_at: datetime) -> int:
         """Set a user's score (only upwards). The 0-based rank, -1 when the set
@@ -288,6 +305,25 @@ class Leaderboard:
             return None
         _, reached_at = parse_member(str(member))
         return Standing(int(rank) + 1, user_id, int(score), reached_at)
+
+    async def around(self, user_id: str, count: int) -> list[Standing] | None:
+        """Up to ``count`` standings above the user, the user's, up to ``count``
+        below, best first (read in one script, so the ranks agree); None when the
+        user is not on the leaderboard. Without usernames."""
+        await self.ensure()
+        found = await self._around(keys=[SCORES, MEMBERS], args=[user_id, count])
+        if not found:
+            return None
+        first, flat = int(found[0]), found[1]
+        standings: list[Standing] = []
+        for index in range(0, len(flat), 2):
+            member = str(flat[index])
+            if member == SENTINEL:
+                continue
+            owner, reached_at = parse_member(member)
+            rank = first + index // 2 + 1
+            standings.append(Standing(rank, owner, int(float(flat[index + 1])), reached_at))
+        return standings
 
     async def snapshot(self) -> list[tuple[str, float]]:
         """Every member and score, best first (for checks and tests)."""

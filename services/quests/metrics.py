@@ -19,8 +19,14 @@ CREDITS = Counter(
 )
 CREDITS_PENDING = Gauge(
     "quests_credits_pending",
-    "Completions whose coin reward Wallet.Credit has not confirmed yet (read by the sweeper).",
+    "Coin rewards (quest completions, daily claims) Wallet.Credit has not confirmed yet "
+    "(read by the sweeper).",
 )
 LEADERBOARD_REBUILDS = Counter(
     "quests_leaderboard_rebuilds_total", "Leaderboard rebuilds from MongoDB."
+)
+DAILY_CLAIMS = Counter(
+    "quests_daily_claims_total",
+    "Daily reward claims, by result (claimed, replayed, already_claimed).",
+    ["result"],
 )

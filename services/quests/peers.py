@@ -15,6 +15,7 @@ the caller's input keeps its reason (``invalid_wallet_address``).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import grpc
@@ -79,6 +80,18 @@ class Auth:
         return names
 
 
+@dataclass(frozen=True, slots=True)
+class Payment:
+    """One ``Wallet.Credit`` entry, posted once per ``(source, source_id)``."""
+
+    user_id: str
+    currency: str
+    units: int
+    source: str
+    source_id: str
+    memo: str
+
+
 class Wallet:
     def __init__(self, stub: WalletServiceAsyncStub) -> None:
         self.stub = stub
@@ -94,21 +107,21 @@ class Wallet:
         return {b.currency: b.precision for b in reply.balances}
 
     async def credit(
-        self, entries: Sequence[tuple[str, str, int, str, str]], deadline: float = CALL_TIMEOUT
-    ) -> dict[str, str]:
-        """Credit ``(user_id, currency, units, source_id, memo)`` entries; the
-        wallet entry id per source id. Raises ``grpc.aio.AioRpcError``."""
+        self, payments: Sequence[Payment], deadline: float = CALL_TIMEOUT
+    ) -> dict[tuple[str, str], str]:
+        """Post ``payments``; the wallet entry id per ``(source, source_id)``.
+        Raises ``grpc.aio.AioRpcError``."""
         request = wallet_pb2.CreditRequest(
             entries=[
                 wallet_pb2.CreditEntry(
-                    user_id=user_id,
-                    amount=common_pb2.Money(currency=currency, units=units),
-                    source="quests.completion",
-                    source_id=source_id,
-                    memo=memo,
+                    user_id=p.user_id,
+                    amount=common_pb2.Money(currency=p.currency, units=p.units),
+                    source=p.source,
+                    source_id=p.source_id,
+                    memo=p.memo,
                 )
-                for user_id, currency, units, source_id, memo in entries
+                for p in payments
             ]
         )
         reply = await self.stub.Credit(request, timeout=deadline)
-        return {r.source_id: r.entry_id for r in reply.results}
+        return {(r.source, r.source_id): r.entry_id for r in reply.results}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from grpc.aio import ServicerContext
@@ -19,11 +19,12 @@ from runtime.errors import DomainError, InvalidArgument, required
 from runtime.money import to_money
 from runtime.pages import bad_token, decode_token, encode_token, page_size
 from runtime.timestamps import to_timestamp
-from services.quests import catalogue
+from services.quests import catalogue, daily
 from services.quests.completions import complete
 from services.quests.credits import Credits
 from services.quests.errors import (
     AlreadyCompleted,
+    InvalidCount,
     InvalidQuest,
     PrerequisiteMissing,
     QuestExists,
@@ -31,7 +32,7 @@ from services.quests.errors import (
     QuestNotFound,
 )
 from services.quests.leaderboard import Leaderboard, Standing
-from services.quests.metrics import COMPLETIONS
+from services.quests.metrics import COMPLETIONS, DAILY_CLAIMS
 from services.quests.peers import Auth, Wallet
 from services.quests.settings import QuestsSettings
 from services.quests.store import QuestsStore
@@ -43,6 +44,8 @@ Clock = Callable[[], datetime]
 Doc = dict[str, Any]
 
 DEFAULT_LEADERBOARD_LIMIT, MAX_LEADERBOARD_LIMIT = 10, 100
+#: Players on each side of the caller in the around-me leaderboard.
+DEFAULT_AROUND_COUNT, MAX_AROUND_COUNT = 5, 50
 _RESULTS: dict[type[DomainError], str] = {
     AlreadyCompleted: "already_completed",
     PrerequisiteMissing: "prerequisite_missing",
@@ -92,6 +95,18 @@ def completion_message(doc: Doc) -> quests_pb2.Completion:
         coin_reward=money(doc.get("coin_reward")),
         credit_pending=bool(doc.get("credit_pending")),
         quest_name=doc.get("quest_name") or "",
+    )
+
+
+def claim_message(doc: Doc) -> quests_pb2.DailyClaim:
+    return quests_pb2.DailyClaim(
+        id=doc["_id"],
+        user_id=doc["user_id"],
+        day=doc["day"],
+        streak=int(doc["streak"]),
+        reward=money(doc["coin_reward"]),
+        claimed_at=to_timestamp(doc["claimed_at"]),
+        credit_pending=bool(doc.get("credit_pending")),
     )
 
 
@@ -212,7 +227,7 @@ class QuestsService(quests_pb2_grpc.QuestsServiceServicer):
             total_xp = int(outcome.progress["xp"])
         else:
             total_xp = int((await self.store.user_progress(user_id) or {}).get("xp", 0))
-        if await self.credits.credit_now(completion):
+        if await self.credits.credit_now(self.store.completion_payouts, completion):
             completion = {**completion, "credit_pending": False}
         return quests_pb2.CompleteQuestResponse(
             completion=completion_message(completion), total_xp=total_xp
@@ -256,6 +271,87 @@ class QuestsService(quests_pb2_grpc.QuestsServiceServicer):
                 reply.own.CopyFrom(entry_message(own))
                 reply.own.username = names.get(own.user_id, "")
         return reply
+
+    async def GetLeaderboardAround(
+        self, request: quests_pb2.GetLeaderboardAroundRequest, context: Context
+    ) -> quests_pb2.GetLeaderboardAroundResponse:
+        user_id = required(request.user_id, "user_id")
+        count = request.count or DEFAULT_AROUND_COUNT
+        if not 1 <= count <= MAX_AROUND_COUNT:
+            raise InvalidCount(f"count must be 1-{MAX_AROUND_COUNT}", field="count")
+        standings = await self.leaderboard.around(user_id, count)
+        if standings is None:
+            return quests_pb2.GetLeaderboardAroundResponse()
+        try:
+            names = await self.auth.usernames([s.user_id for s in standings])
+        except DomainError:
+            names = {}  # the ranks still answer; the names come back with auth
+        entries = [entry_message(s) for s in standings]
+        for entry in entries:
+            entry.username = names.get(entry.user_id, "")
+        own = next(e for e in entries if e.user_id == user_id)
+        return quests_pb2.GetLeaderboardAroundResponse(entries=entries, own=own)
+
+    # daily rewards ----------------------------------------------------------------------
+
+    def _coin(self, units: int) -> common_pb2.Money:
+        rewards = self.settings.daily_reward
+        return to_money(rewards.currency, units, rewards.decimals)
+
+    async def _pay(self, claim: Doc) -> Doc:
+        """Credit a claim still pending (a no-op once the wallet confirmed it)."""
+        if await self.credits.credit_now(self.store.daily_payouts, claim):
+            return {**claim, "credit_pending": False}
+        return claim
+
+    async def GetDailyReward(
+        self, request: quests_pb2.GetDailyRewardRequest, context: Context
+    ) -> quests_pb2.GetDailyRewardResponse:
+        user_id = required(request.user_id, "user_id")
+        rewards = self.settings.daily_reward
+        status = await daily.status(self.store, rewards, user_id, self.now())
+        reply = quests_pb2.GetDailyRewardResponse(
+            streak=status.streak,
+            claimed_today=status.claim is not None,
+            today_reward=self._coin(status.today_units),
+            next_reward=self._coin(status.next_units),
+            next_claim_at=to_timestamp(status.next_claim_at),
+            reward_table=[self._coin(units) for units in rewards.units],
+            today=status.today.isoformat(),
+        )
+        if status.claim is not None:
+            reply.claim.CopyFrom(claim_message(await self._pay(status.claim)))
+        return reply
+
+    async def ClaimDailyReward(
+        self, request: quests_pb2.ClaimDailyRewardRequest, context: Context
+    ) -> quests_pb2.ClaimDailyRewardResponse:
+        user_id = required(request.user_id, "user_id")
+        if not request.idempotency_key:
+            raise InvalidArgument(
+                "idempotency_key is required",
+                reason="idempotency_key_required",
+                field="idempotency_key",
+            )
+        rewards = self.settings.daily_reward
+        try:
+            outcome = await daily.claim(
+                self.store, rewards, user_id, request.idempotency_key, self.now()
+            )
+        except daily.Taken as taken:
+            DAILY_CLAIMS.labels("already_claimed").inc()
+            await self._pay(taken.claim)  # a credit lost to a crash is retried here too
+            raise
+        DAILY_CLAIMS.labels("replayed" if outcome.replayed else "claimed").inc()
+        claim = await self._pay(outcome.claim)
+        day = date.fromisoformat(claim["day"])
+        return quests_pb2.ClaimDailyRewardResponse(
+            claim=claim_message(claim),
+            next_reward=self._coin(daily.reward_units(rewards, int(claim["streak"]) + 1)),
+            next_claim_at=to_timestamp(
+                daily.day_start(day + timedelta(days=1), rewards.utc_offset_minutes)
+            ),
+        )
 
     async def GetInteraction(
         self, request: quests_pb2.GetInteractionRequest, context: Context

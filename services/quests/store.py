@@ -9,6 +9,10 @@ Collections and their keys:
   ``period`` is ``once`` or the day of a daily quest. ``credit_pending`` is
   true until ``Wallet.Credit`` has confirmed the coin reward (partial index:
   the sweeper's queue). ``(user_id, completed_at)`` serves the history.
+- ``daily_claims``: ``_id`` = ``<user_id>:<day>`` — one claim per user and
+  day by construction, the winner of concurrent claims is whoever inserts it
+  (services/quests/daily.py); ``streak``, ``coin_reward``, ``credit_pending``
+  (partial index, as for completions), ``claimed_at``.
 - ``progress``: ``_id`` = user id; ``xp``, ``quests_completed``, ``done``
   (quest id -> ``{period, at, completion_id}`` of its latest completion),
   ``reached_at`` (when ``xp`` was reached: the leaderboard's tie-break),
@@ -18,11 +22,17 @@ Collections and their keys:
 A completion inserts its document and updates the progress (conditional on
 the version read) in one multi-document transaction: the XP is granted
 exactly when the completion exists.
+
+Completions and daily claims both pay coins through ``Wallet.Credit``; each
+collection is described by a :class:`Payouts` (its wallet source, the field
+the sweeper ages documents by), so one credit mechanism
+(services/quests/credits.py) serves both.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -44,6 +54,24 @@ WRITE_CONCERN = WriteConcern("majority")
 COMMIT_ATTEMPTS = 3
 #: Most completions listed in one interaction lookup.
 MAX_HISTORY = 500
+#: Wallet.Credit sources: a quest's coin reward, a daily reward.
+COMPLETION_SOURCE = "quests.completion"
+DAILY_SOURCE = "rewards.daily"
+
+
+@dataclass(frozen=True, slots=True)
+class Payouts:
+    """A collection whose documents pay coins through ``Wallet.Credit``: each has
+    ``_id`` (the wallet's source id), ``user_id``, ``coin_reward`` (``currency``,
+    ``units``, ``precision``) and ``credit_pending`` (true until the wallet
+    confirmed it)."""
+
+    source: str
+    collection: AsyncCollection[Doc]
+    #: When a document was made: the sweeper leaves younger ones to their request.
+    at: str
+    #: The ledger entry's memo.
+    memo: Callable[[Doc], str]
 
 
 class QuestsStore:
@@ -53,6 +81,17 @@ class QuestsStore:
         self.quests: AsyncCollection[Doc] = self.db["quests"]
         self.completions: AsyncCollection[Doc] = self.db["completions"]
         self.progress: AsyncCollection[Doc] = self.db["progress"]
+        self.daily_claims: AsyncCollection[Doc] = self.db["daily_claims"]
+        self.completion_payouts = Payouts(
+            COMPLETION_SOURCE, self.completions, "completed_at", lambda d: f"quest {d['quest_id']}"
+        )
+        self.daily_payouts = Payouts(
+            DAILY_SOURCE,
+            self.daily_claims,
+            "claimed_at",
+            lambda d: f"daily reward {d['day']} (day {d['streak']} in a row)",
+        )
+        self.payouts = (self.completion_payouts, self.daily_payouts)
 
     async def ensure_indexes(self) -> None:
         await self.completions.create_index(
@@ -68,6 +107,10 @@ class QuestsStore:
             partialFilterExpression={"lb_synced": False},
         )
         await self.progress.create_index([("xp", DESCENDING)])
+        await self.daily_claims.create_index(
+            [("credit_pending", ASCENDING), ("claimed_at", ASCENDING)],
+            partialFilterExpression={"credit_pending": True},
+        )
 
     async def transaction(self, callback: Callable[[Session], Awaitable[T]]) -> T:
         """Run ``callback`` once in a multi-document transaction (the caller retries)."""
@@ -135,26 +178,36 @@ class QuestsStore:
         )
         return await cursor.to_list()
 
-    async def pending_credits(self, older_than: datetime, limit: int) -> list[Doc]:
+    # coin rewards (completions and daily claims) -----------------------------------
+
+    async def pending_credits(
+        self, payouts: Payouts, older_than: datetime, limit: int
+    ) -> list[Doc]:
         cursor = (
-            self.completions.find({"credit_pending": True, "completed_at": {"$lte": older_than}})
-            .sort("completed_at", ASCENDING)
+            payouts.collection.find({"credit_pending": True, payouts.at: {"$lte": older_than}})
+            .sort(payouts.at, ASCENDING)
             .limit(limit)
         )
         return await cursor.to_list()
 
     async def count_pending_credits(self) -> int:
-        return await self.completions.count_documents({"credit_pending": True})
+        """Coin rewards the wallet has not confirmed yet, of every kind."""
+        total = 0
+        for payouts in self.payouts:
+            total += await payouts.collection.count_documents({"credit_pending": True})
+        return total
 
-    async def confirm_credit(self, completion_id: str, entry_id: str, now: datetime) -> None:
-        await self.completions.update_one(
-            {"_id": completion_id, "credit_pending": True},
+    async def confirm_credit(
+        self, payouts: Payouts, doc_id: str, entry_id: str, now: datetime
+    ) -> None:
+        await payouts.collection.update_one(
+            {"_id": doc_id, "credit_pending": True},
             {"$set": {"credit_pending": False, "credit_entry_id": entry_id, "credited_at": now}},
         )
 
-    async def note_credit_failure(self, completion_id: str, problem: str) -> None:
-        await self.completions.update_one(
-            {"_id": completion_id},
+    async def note_credit_failure(self, payouts: Payouts, doc_id: str, problem: str) -> None:
+        await payouts.collection.update_one(
+            {"_id": doc_id},
             {"$set": {"credit_error": problem[:500]}, "$inc": {"credit_attempts": 1}},
         )
 

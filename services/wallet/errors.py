@@ -9,6 +9,7 @@ DomainError
 │   ├── UnknownChain           unknown_chain
 │   ├── InvalidAddress         invalid_address
 │   ├── InvalidCredit          invalid_credit | reserved_source
+│   ├── InvalidDebit           invalid_debit | reserved_source
 │   ├── InvalidDeposit         invalid_deposit
 │   ├── InvalidWithdrawal      invalid_withdrawal
 │   ├── InvalidPageToken       invalid_page_token (runtime.pages)
@@ -17,9 +18,11 @@ DomainError
 ├── NotFound
 │   └── WithdrawalNotFound     withdrawal_not_found
 ├── AlreadyExists
-│   └── IdempotencyKeyReused   idempotency_key_reused
+│   └── IdempotencyKeyReused   idempotency_key_reused (also a debit's (source,
+│                              source_id) with other contents)
 ├── FailedPrecondition
-│   ├── InsufficientFunds      insufficient_funds
+│   ├── InsufficientFunds      insufficient_funds (a hold or a debit the
+│   │                          available balance does not cover)
 │   ├── WithdrawalNotPending   withdrawal_not_pending
 │   └── WalletNotVerified      wallet_not_verified (a withdrawal to the account's
 │                              own, unproved wallet)
@@ -63,6 +66,10 @@ class InvalidAddress(InvalidArgument):
 
 class InvalidCredit(InvalidArgument):
     reason = "invalid_credit"
+
+
+class InvalidDebit(InvalidArgument):
+    reason = "invalid_debit"
 
 
 class InvalidDeposit(InvalidArgument):

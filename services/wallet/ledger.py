@@ -10,6 +10,7 @@ never post twice) plus its effect on the account document, which holds
     hold          -x      +x
     release       +x      -x
     debit          .      -x      (settles a hold: an approved withdrawal)
+    spend         -x       .      (a purchase inside the product: Wallet.Debit)
 
 :func:`post` inserts the entries and applies one ``$inc`` per account inside
 the caller's transaction (accounts that only grow in one bulk write: a
@@ -43,6 +44,7 @@ from pymongo.errors import PyMongoError
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
+from runtime.stores import find_in
 from services.wallet.errors import InsufficientFunds, LedgerBusy, LedgerInvariantBroken
 
 T = TypeVar("T")
@@ -55,6 +57,7 @@ class Kind(enum.StrEnum):
     DEBIT = "debit"
     HOLD = "hold"
     RELEASE = "release"
+    SPEND = "spend"
 
 
 #: (available, held) multipliers of an entry's amount.
@@ -63,6 +66,7 @@ EFFECTS: dict[Kind, tuple[int, int]] = {
     Kind.DEBIT: (0, -1),
     Kind.HOLD: (-1, 1),
     Kind.RELEASE: (1, -1),
+    Kind.SPEND: (-1, 0),
 }
 
 
@@ -137,7 +141,7 @@ async def post(
     """
     documents = [posting.document(now) for posting in postings]
     await entries.insert_many(documents, ordered=True, session=session)
-    increases: list[UpdateOne] = []
+    increases: list[tuple[Doc, Doc]] = []
     for (user_id, currency), (available, held) in sorted(deltas(postings).items()):
         query: Doc = {"_id": account_id(user_id, currency)}
         update: Doc = {
@@ -147,7 +151,7 @@ async def post(
         }
         if available >= 0 and held >= 0:
             # Credits to many accounts (a mining batch): one round trip for all.
-            increases.append(UpdateOne(query, update, upsert=True))
+            increases.append((query, update))
             continue
         if available < 0:
             query["available"] = {"$gte": -available}
@@ -162,10 +166,28 @@ async def post(
                 )
             raise LedgerInvariantBroken(f"held {currency} funds are missing for {user_id}")
     if increases:
-        done = await accounts.bulk_write(increases, ordered=True, session=session)
-        if done.matched_count + done.upserted_count != len(increases):
-            raise LedgerInvariantBroken("an account update was lost")
+        await _increase(accounts, increases, session)
     return documents
+
+
+async def _increase(
+    accounts: AsyncCollection[Doc], increases: list[tuple[Doc, Doc]], session: Session
+) -> None:
+    """Apply increases to many accounts in one round trip: plain updates first
+    (an upsert of an existing document costs SecantusDB twice as much, and
+    most credits go to accounts that exist), then upserts for the accounts the
+    updates did not find (new ones)."""
+    done = await accounts.bulk_write(
+        [UpdateOne(query, update) for query, update in increases], ordered=True, session=session
+    )
+    if done.matched_count == len(increases):
+        return
+    ids = [query["_id"] for query, _ in increases]
+    found = {doc["_id"] async for doc in find_in(accounts, "_id", ids, {"_id": 1}, session=session)}
+    new = [UpdateOne(q, u, upsert=True) for q, u in increases if q["_id"] not in found]
+    created = await accounts.bulk_write(new, ordered=True, session=session)
+    if done.matched_count + created.upserted_count + created.matched_count != len(increases):
+        raise LedgerInvariantBroken("an account update was lost")
 
 
 #: Transactions read a snapshot and commit with a majority write concern

@@ -31,6 +31,12 @@ CREDIT_ENTRIES = Counter(
     "Credit entries received, by result (applied, or duplicate of one already posted).",
     ["result"],
 )
+DEBITS = Counter(
+    "wallet_debits_total",
+    "Debit calls (spending available funds, e.g. boosts), by result: applied, "
+    "duplicate (a replay), insufficient_funds.",
+    ["result"],
+)
 #: The mined-coins counter the dashboards plot and MiningRateDrop alerts on:
 #: coins the ledger actually credited for mining (a replayed credit adds nothing).
 COINS_MINED = Counter(

@@ -16,7 +16,7 @@ from minequest.wallet.v1 import wallet_pb2, wallet_pb2_grpc
 from runtime.errors import InvalidArgument, required
 from runtime.idempotency import check_key
 from runtime.timestamps import to_timestamp
-from services.wallet import chains, credits, deposits, withdrawals
+from services.wallet import chains, credits, debits, deposits, withdrawals
 from services.wallet.errors import InvalidWithdrawal, WithdrawalNotFound
 from services.wallet.ledger import KeyedLock, Kind, account_id
 from services.wallet.metrics import COINS_MINED, MINING_SOURCE, PendingGauge
@@ -35,6 +35,7 @@ KINDS = {
     Kind.DEBIT: wallet_pb2.ENTRY_KIND_DEBIT,
     Kind.HOLD: wallet_pb2.ENTRY_KIND_HOLD,
     Kind.RELEASE: wallet_pb2.ENTRY_KIND_RELEASE,
+    Kind.SPEND: wallet_pb2.ENTRY_KIND_SPEND,
 }
 STATES = {
     withdrawals.State.PENDING: wallet_pb2.WITHDRAWAL_STATE_PENDING,
@@ -127,6 +128,19 @@ class WalletService(wallet_pb2_grpc.WalletServiceServicer):
                 )
                 for o in outcomes
             ]
+        )
+
+    async def Debit(
+        self, request: wallet_pb2.DebitRequest, context: Context
+    ) -> wallet_pb2.DebitResponse:
+        posting = debits.read_debit(request, self.currencies)
+        # Debits of one account from this process take turns (as holds do).
+        async with self.holds.hold(account_id(posting.user_id, posting.currency)):
+            outcome = await debits.debit(self.store, posting, self.now())
+        return wallet_pb2.DebitResponse(
+            entry_id=outcome.entry_id,
+            balance=to_money(self._currency(posting.currency), outcome.balance),
+            duplicate=outcome.duplicate,
         )
 
     async def GetBalance(

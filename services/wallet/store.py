@@ -34,6 +34,7 @@ from pymongo.errors import DuplicateKeyError
 
 from minequest.common.v1 import common_pb2
 from runtime.pages import page_size
+from runtime.stores import find_in
 from services.wallet import pages
 from services.wallet.ledger import TIME_LIMIT_SECONDS, Session, account_id, in_transaction
 
@@ -103,12 +104,13 @@ class WalletStore:
         by_source: dict[str, list[str]] = {}
         for source, source_id in keys:
             by_source.setdefault(source, []).append(source_id)
-        if not by_source:
-            return {}
-        clauses = [{"source": s, "source_id": {"$in": ids}} for s, ids in by_source.items()]
-        query = clauses[0] if len(clauses) == 1 else {"$or": clauses}
-        found = self.entries.find(query, {"source": 1, "source_id": 1})
-        return {(doc["source"], doc["source_id"]): doc["_id"] async for doc in found}
+        found: dict[tuple[str, str], str] = {}
+        for source, ids in by_source.items():  # one source per query: no $or
+            async for doc in find_in(
+                self.entries, "source_id", ids, {"source_id": 1}, where={"source": source}
+            ):
+                found[(source, doc["source_id"])] = doc["_id"]
+        return found
 
     # withdrawals --------------------------------------------------------------
 

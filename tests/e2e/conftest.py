@@ -39,6 +39,8 @@ from tools.dev import DevPlan, dev_plan, isolated_env
 ROOT = Path(__file__).resolve().parents[2]
 #: The deposit provider's webhook secret in every stack (tests sign with it).
 WEBHOOK_SECRET = "e2e-webhook-secret-0123456789"
+#: The Telegram bot token of every stack (tests sign Mini App initData with it).
+TELEGRAM_BOT_TOKEN = "123456789:e2e-telegram-bot-token_0123456789"
 START_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 20.0
 
@@ -82,6 +84,7 @@ class Stack:
             "WALLET_DEPOSIT_WALLETS": "USDT:ethereum:0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
             "WALLET_WITHDRAWAL_LIMITS": "MQC:1:1000:5000,USDT:5:1000:2000",
             "DEPOSIT_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            "TELEGRAM_BOT_TOKEN": TELEGRAM_BOT_TOKEN,
             "MINING_WORKER_BLOCK_MS": "100",
             # Two gateway processes under their parent, as on this 2-core
             # machine by default, whatever the core count of the test host.

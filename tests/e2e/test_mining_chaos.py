@@ -3,11 +3,14 @@ later the wallet. After the backlog drains, the exactly-once audit holds
 (every recorded click credited once, in its batch's per-user entry, nothing
 owed left in the outbox), every click answered 202 is credited with its
 reward, nothing else is credited, the ledger reconciles, and no stream
-entry is left pending or dead."""
+entry is left pending or dead. The clicking users were invited by others
+(two levels deep), and every inviter's share and join bonus is credited
+exactly once too, through the same kills."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import subprocess
 import sys
@@ -17,13 +20,17 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
+import pymongo
 import pytest
 import redis as sync_redis
 
+from minequest.auth.v1 import auth_pb2, auth_pb2_grpc
 from runtime.stores import mongo_client
 from services.mining.audit import Audit, audit
+from services.mining.referrals import ReferralSettings
 from services.mining.settings import DEAD_LETTERS, GROUP, STREAM
 from tests.e2e.conftest import ROOT, Stack, start_stack
 
@@ -32,6 +39,8 @@ pytestmark = pytest.mark.e2e
 USERS = 24
 LOAD_SECONDS = 9.0
 UNITS_PER_TAP = 100_000
+#: The stack's referral rewards: the default 10 % and 1 MQC bonus, a 5 % second level.
+REFERRALS = ReferralSettings(10, 5, 100_000_000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +67,7 @@ def chaos_stack(
             "MINING_RATE_LIMIT_IP_BURST": "100000",
             "MINING_WORKER_CLAIM_IDLE_MS": "1000",
             "MINING_WORKER_BATCH_SIZE": "50",
+            "REFERRAL_SECOND_LEVEL_SHARE_PERCENT": "5",
         },
     ):
         stack.spawn("mining-worker-2", ["services.mining", "worker"])
@@ -84,9 +94,29 @@ async def _user(client: httpx.AsyncClient, token: str, user_id: str, until: floa
     return sent
 
 
-def _load(stack: Stack, out: list[Sent]) -> None:
+def _register(auth: auth_pb2_grpc.AuthServiceStub, code: str = "") -> auth_pb2.User:
+    name = uuid.uuid4().hex[:12]
+    request = auth_pb2.RegisterRequest(
+        email=f"{name}@example.com",
+        username=f"u{name}",
+        wallet_address="0x" + uuid.uuid4().hex + uuid.uuid4().hex[:8],
+        referral_code=code,
+    )
+    return auth.Register(request, timeout=10).user
+
+
+def _invited_users(stack: Stack) -> list[str]:
+    """``USERS`` accounts, each invited by one of a few inviters, who were
+    invited in turn (so the second level earns too); the clicking users."""
+    with stack.channel("auth", identity="gateway") as channel:
+        auth = auth_pb2_grpc.AuthServiceStub(channel)
+        top = _register(auth)
+        inviters = [_register(auth, top.referral_code) for _ in range(4)]
+        return [_register(auth, inviters[i % 4].referral_code).id for i in range(USERS)]
+
+
+def _load(stack: Stack, users: list[str], out: list[Sent]) -> None:
     async def run() -> None:
-        users = [uuid.uuid4().hex for _ in range(USERS)]
         until = time.monotonic() + LOAD_SECONDS
         async with httpx.AsyncClient(base_url=stack.base_url, timeout=10.0) as client:
             results = await asyncio.gather(
@@ -114,15 +144,28 @@ async def _audit(stack: Stack) -> Audit:
         return await audit(
             client[stack.env["MINING_MONGODB_DATABASE"]],
             client[stack.env["WALLET_MONGODB_DATABASE"]],
+            client[stack.env["AUTH_MONGODB_DATABASE"]],
+            REFERRALS,
         )
     finally:
         await client.close()
 
 
+@contextlib.contextmanager
+def mongo_sync(stack: Stack) -> Iterator[Any]:
+    """The wallet's ledger entries, read with a blocking client."""
+    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(stack.env["MONGODB_URI"])
+    try:
+        yield client[stack.env["WALLET_MONGODB_DATABASE"]]["entries"]
+    finally:
+        client.close()
+
+
 def test_killed_workers_and_wallet_lose_and_double_nothing(chaos_stack: Stack) -> None:
     stack = chaos_stack
     sent: list[Sent] = []
-    load = threading.Thread(target=_load, args=(stack, sent))
+    users = _invited_users(stack)  # before the clock starts
+    load = threading.Thread(target=_load, args=(stack, users, sent))
     load.start()
     time.sleep(2.0)
     first_kill = time.monotonic()
@@ -163,6 +206,11 @@ def test_killed_workers_and_wallet_lose_and_double_nothing(chaos_stack: Stack) -
     assert not refused & set(credited)
     assert all(credited[k] == taps * UNITS_PER_TAP for k, taps in accepted.items())
     assert audited.clicks == len(credited)
+    # Inviters were paid through the kills (the audit holds them exactly once).
+    with mongo_sync(stack) as entries:
+        assert entries.count_documents({"source": "mining.referral"}) > 0
+        earners = {s.user_id for s in sent if s.status == 202 and s.accepted}
+        assert entries.count_documents({"source": "mining.referral_join"}) == len(earners)
 
     assert dead_letters == 0
     reconcile = subprocess.run(

@@ -14,12 +14,14 @@ import grpc
 import redis.asyncio as aioredis
 from pymongo import AsyncMongoClient
 
+from minequest.auth.v1 import auth_pb2_grpc
 from minequest.mining.v1 import mining_pb2 as pb
 from minequest.mining.v1 import mining_pb2_grpc
 from minequest.wallet.v1 import wallet_pb2, wallet_pb2_grpc
 from runtime.stores import mongo_client
 from services.mining.audit import Audit, audit
 from services.mining.metrics import RETRIED
+from services.mining.referrals import ReferralSettings
 from services.mining.settings import GROUP, STREAM, MiningSettings, WorkerSettings
 from services.mining.store import MiningStore
 from services.mining.worker import Entry, Worker
@@ -63,24 +65,29 @@ class Pipeline:
         )
 
     @contextlib.asynccontextmanager
-    async def idle_worker(self, **extra: str) -> AsyncIterator[Worker]:
+    async def idle_worker(self, auth_addr: str = "", **extra: str) -> AsyncIterator[Worker]:
         """A worker on the real stores and wallet that is not running: a test
-        drives its steps (``process``, ``sweep_outbox``) by hand."""
+        drives its steps (``process``, ``sweep_outbox``) by hand. With
+        ``auth_addr`` (a real auth service) it pays inviters too."""
         settings = self.worker_settings(**extra)
-        async with grpc.aio.insecure_channel(settings.wallet_service_addr) as channel:
+        async with (
+            grpc.aio.insecure_channel(settings.wallet_service_addr) as channel,
+            grpc.aio.insecure_channel(auth_addr or "127.0.0.1:1") as auth_channel,
+        ):
             worker = Worker(
                 settings,
                 self.redis,
-                MiningStore(self.mongo, self.database),
+                MiningStore(self.mongo, self.database, settings.referrals),
                 wallet_pb2_grpc.WalletServiceStub(channel),
+                auth_pb2_grpc.AuthServiceStub(auth_channel) if auth_addr else None,
             )
             await worker.ensure_group()
             yield worker
 
     @contextlib.asynccontextmanager
-    async def worker(self, **extra: str) -> AsyncIterator[Worker]:
+    async def worker(self, auth_addr: str = "", **extra: str) -> AsyncIterator[Worker]:
         """A running worker (consumers, reclaimer, sweeper); stopped on exit."""
-        async with self.idle_worker(**extra) as worker:
+        async with self.idle_worker(auth_addr, **extra) as worker:
             task = asyncio.create_task(worker.run())
             try:
                 yield worker
@@ -108,8 +115,13 @@ class Pipeline:
         reply = await self.mining.GetClickStatus(pb.GetClickStatusRequest(user_id=user_id, key=key))
         return reply.state
 
-    async def audit(self) -> Audit:
-        return await audit(self.mongo[self.database], self.mongo[self.wallet_database])
+    async def audit(self, referrals: ReferralSettings | None = None) -> Audit:
+        """The exactly-once audit; with ``referrals``, of the inviters' rewards
+        too (the companion auth service's database says who invited whom)."""
+        auth = self.mongo[f"{self.database}_auth"] if referrals is not None else None
+        return await audit(
+            self.mongo[self.database], self.mongo[self.wallet_database], auth, referrals
+        )
 
     async def reconciled(self) -> bool:
         report = await reconcile(WalletStore(self.mongo, self.wallet_database))

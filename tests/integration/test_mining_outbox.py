@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -19,6 +19,7 @@ import redis.asyncio as aioredis
 
 from minequest.mining.v1 import mining_pb2 as pb
 from services.mining.inspection import inspect, render
+from services.mining.leaderboards import Period, board_key
 from services.mining.metrics import OUTBOX_SWEPT
 from services.mining.settings import GROUP, STREAM
 from services.mining.worker import Worker
@@ -110,6 +111,20 @@ async def assert_all_credited_once(pipeline: Pipeline, sent: dict[str, int]) -> 
     assert audited.settled, audited
     assert audited.credited_units == sum(sent.values()) * UNITS_PER_TAP
     assert await pipeline.reconciled()
+    # The day's leaderboard counts each batch once, however often it was credited.
+    assert await day_board(pipeline, sent) == {u: t * UNITS_PER_TAP for u, t in sent.items()}
+
+
+async def day_board(pipeline: Pipeline, sent: dict[str, int]) -> dict[str, int]:
+    """Each user's score on today's mined-coin board (and yesterday's, should
+    the test have run across midnight)."""
+    now = datetime.now(UTC)
+    keys = {board_key(Period.DAY, at) for at in (now, now - timedelta(minutes=5))}
+    scores = dict.fromkeys(sent, 0)
+    for key in keys:
+        for user in sent:
+            scores[user] += int(await pipeline.redis.zscore(key, user) or 0)
+    return scores
 
 
 @pytest.mark.parametrize(

@@ -90,6 +90,12 @@ DESIGN_DEFAULTS = [
         False,
         [("user", KeyKind.USER, 10, 3600, 10, None), ("ip", KeyKind.IP, 30, 3600, 30, None)],
     ),
+    (
+        "boosts",
+        ["POST /api/boosts/{boostId}/purchase"],
+        False,
+        [("user", KeyKind.USER, 30, 60.0, 10, None)],
+    ),
     ("webhooks", ["POST /api/webhooks/*"], True, [("ip", KeyKind.IP, 600, 60, 600, None)]),
     # Not in DESIGN.md: the admin DB statistics are dear (several commands per database).
     ("admin_db", ["* /api/admin/db/*"], True, [("user", KeyKind.USER, 60, 60, 60, None)]),

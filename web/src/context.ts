@@ -5,14 +5,19 @@ import {
   type MinequestClient,
   type SessionEnd,
   type TokenStore,
+  type Schemas,
   type Tokens,
   createMinequestClient,
 } from "@minequest/client";
 
 declare const __API_BASE_URL__: string;
+declare const __TELEGRAM_MINI_APP_URL__: string;
 
 /** The API on this page's origin unless the build was pointed elsewhere. */
 export const API_BASE_URL = __API_BASE_URL__ || `${location.origin}/api`;
+
+/** The bot's Mini App link (`https://t.me/<bot>/<app>`), if the build was given one. */
+export const TELEGRAM_MINI_APP_URL = __TELEGRAM_MINI_APP_URL__;
 
 const TOKENS_KEY = "minequest.tokens";
 
@@ -46,4 +51,9 @@ export function describe(error: unknown): string {
     return `${error.detail || error.title} [${error.code}]${wait}`;
   }
   return error instanceof Error ? error.message : String(error);
+}
+
+/** An amount as the page shows it: `0.005 MQC`, or a dash for none. */
+export function money(value: Schemas["minequest.common.v1.Money"] | undefined): string {
+  return value?.amount ? `${value.amount} ${value.currency ?? ""}`.trim() : "—";
 }

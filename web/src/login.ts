@@ -1,13 +1,15 @@
 /**
  * Sign in with a one-time code. A new player gives a wallet address too and
  * is registered first. On a dev server (ENABLE_DEV_OTP_FALLBACK) the answer
- * carries the code, and the page shows it instead of a mail.
+ * carries the code, and the page shows it instead of a mail. An invite link
+ * (`?ref=<code>`) fills in the referral code a new player registers with.
  */
 
 import { ConflictProblem, type User, unwrap } from "@minequest/client";
 
 import { type App, describe } from "./context";
 import { byId, h } from "./dom";
+import { referralFromUrl } from "./referrals";
 
 export function loginView(app: App, signedIn: (user: User | undefined) => void): HTMLElement {
   let challengeId = "";
@@ -31,6 +33,12 @@ export function loginView(app: App, signedIn: (user: User | undefined) => void):
       h("input", { name: "wallet", placeholder: "0x…", "data-testid": "wallet", autocomplete: "off" }),
     ),
     h("label", {}, "Username (optional)", h("input", { name: "username", "data-testid": "username" })),
+    h(
+      "label",
+      {},
+      "Referral code (new players, optional)",
+      h("input", { name: "referral", value: referralFromUrl(), "data-testid": "referral", autocomplete: "off" }),
+    ),
     h("button", { type: "submit", "data-testid": "send-code" }, "Send code"),
   );
   const code = h(
@@ -61,12 +69,18 @@ export function loginView(app: App, signedIn: (user: User | undefined) => void):
     const email = field(contact, "email");
     const wallet = field(contact, "wallet");
     const username = field(contact, "username");
+    const referralCode = field(contact, "referral");
     try {
       if (wallet) {
         try {
           await unwrap(
             app.mq.api.POST("/api/auth/register", {
-              body: { walletAddress: wallet, email, ...(username ? { username } : {}) },
+              body: {
+                walletAddress: wallet,
+                email,
+                ...(username ? { username } : {}),
+                ...(referralCode ? { referralCode } : {}),
+              },
             }),
           );
         } catch (problem) {

@@ -1,4 +1,4 @@
-/** Quests with their completion (one Idempotency-Key per completion), and the leaderboard. */
+/** Quests with their completion (one Idempotency-Key per completion). */
 
 import { ConflictProblem, type Schemas, newIdempotencyKey, unwrap } from "@minequest/client";
 
@@ -17,7 +17,6 @@ interface QuestView {
   xpReward?: string;
   coinReward?: Schemas["minequest.common.v1.Money"];
 }
-type LeaderboardEntry = Schemas["minequest.quests.v1.LeaderboardEntry"];
 
 export interface Panel {
   element: HTMLElement;
@@ -83,39 +82,6 @@ export function questsPanel(app: App): Panel {
         byId(element, "quests"),
         ...(quests.length ? quests.map(row) : [h("li", { class: "muted" }, "No quests yet.")]),
       );
-    } catch (error) {
-      app.report(error);
-    }
-  }
-
-  return { element, reload };
-}
-
-export function leaderboardPanel(app: App): Panel {
-  const element = h(
-    "section",
-    { class: "card leaderboard", "data-testid": "leaderboard-panel" },
-    h("h2", {}, "Leaderboard"),
-    h("ol", { "data-testid": "leaderboard" }),
-    h("p", { "data-testid": "own-rank", class: "muted" }),
-  );
-  const name = (entry: LeaderboardEntry) => entry.username || `player ${entry.userId?.slice(0, 6) ?? "?"}`;
-
-  async function reload(): Promise<void> {
-    try {
-      const board = await unwrap(
-        app.mq.api.GET("/api/quests/leaderboard", { params: { query: { limit: 10 } }, cache: "no-store" }),
-      );
-      const entries = board.entries ?? [];
-      fill(
-        byId(element, "leaderboard"),
-        ...(entries.length
-          ? entries.map((entry) => h("li", {}, h("span", { class: "name" }, name(entry)), ` ${entry.totalXp ?? "0"} XP`))
-          : [h("li", { class: "muted" }, "Nobody yet: complete a quest.")]),
-      );
-      byId(element, "own-rank").textContent = board.own?.rank
-        ? `You: #${board.own.rank} with ${board.own.totalXp ?? "0"} XP`
-        : "You are not ranked yet.";
     } catch (error) {
       app.report(error);
     }

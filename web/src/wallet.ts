@@ -20,6 +20,7 @@ const KIND_NAMES: Record<string, string> = {
   ENTRY_KIND_DEBIT: "debit",
   ENTRY_KIND_HOLD: "hold",
   ENTRY_KIND_RELEASE: "release",
+  ENTRY_KIND_SPEND: "spend",
 };
 
 export function walletPanel(app: App): Panel {

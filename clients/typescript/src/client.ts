@@ -53,6 +53,11 @@ export interface MinequestClient {
   ): Promise<Schemas["minequest.auth.v1.RequestOtpResponse"]>;
   /** `POST /api/auth/otp/verify`: the code (or login key) for the tokens, kept in the session. */
   verifyCode(challengeId: string, code: string): Promise<User | undefined>;
+  /**
+   * `POST /api/auth/telegram`: a Mini App's `Telegram.WebApp.initData` for
+   * the tokens, kept in the session (the first login makes the account).
+   */
+  telegramLogin(initData: string): Promise<Schemas["minequest.auth.v1.TelegramLoginResponse"]>;
   /** `POST /api/auth/logout`, then forget the tokens. */
   logout(): Promise<void>;
 }
@@ -106,6 +111,11 @@ export function createMinequestClient(options: MinequestClientOptions): Mineques
       );
       await session.set(tokensOf(answer.tokens));
       return answer.user;
+    },
+    async telegramLogin(initData) {
+      const answer = await unwrap(api.POST("/api/auth/telegram", { body: { initData } }));
+      await session.set(tokensOf(answer.tokens));
+      return answer;
     },
     async logout() {
       try {

@@ -29,7 +29,7 @@ export const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 3, maxDelayMs: 5_000, b
 const READS = new Set(["GET", "HEAD", "OPTIONS"]);
 
 /** Routes that issue credentials: they carry no bearer token. */
-const CREDENTIAL_PATHS = ["/api/auth/register", "/api/auth/otp/", "/api/auth/refresh"];
+const CREDENTIAL_PATHS = ["/api/auth/register", "/api/auth/otp/", "/api/auth/telegram", "/api/auth/refresh"];
 
 export interface TransportOptions {
   session: Session;

@@ -204,6 +204,26 @@ describe("bearer tokens", () => {
     );
   });
 
+  it("come from a Telegram Mini App's initData, sent without a bearer", async () => {
+    const { mq, seen } = await clientFor((request) =>
+      request.path === "/api/auth/telegram"
+        ? {
+            status: 200,
+            body: { tokens: { accessToken: "tg-a", refreshToken: "tg-r", expiresIn: 900 }, user: { id: "u7" }, created: true },
+          }
+        : { status: 200, body: STATUS },
+    );
+    const answer = await mq.telegramLogin("query_id=AA&user=%7B%7D&auth_date=1&hash=ab");
+    await unwrap(mq.api.GET("/api/mining/status"));
+    assert.equal(answer.user?.id, "u7");
+    assert.equal(answer.created, true);
+    assert.deepEqual(JSON.parse(seen[0]?.body ?? "{}"), { initData: "query_id=AA&user=%7B%7D&auth_date=1&hash=ab" });
+    assert.deepEqual(
+      seen.map((request) => request.headers.authorization),
+      [undefined, "Bearer tg-a"],
+    );
+  });
+
   it("are refreshed once for concurrent calls when stale; the rotated pair is kept", async () => {
     const stale: Tokens = { ...fresh("old"), accessExpiresAt: Date.now() - 1 };
     const { mq, store, seen } = await clientFor(
