@@ -79,6 +79,25 @@ def _completion(metadata: Mapping[str, str]) -> dict[str, Any]:
     }
 
 
+def daily_claim(metadata: Mapping[str, str]) -> dict[str, Any]:
+    """Today's claim, from quests' ``already_claimed`` metadata, as the claim's
+    own JSON renders it."""
+    streak = metadata.get("streak", "0")
+    return {
+        "claim": {
+            "id": metadata.get("claim_id", ""),
+            "day": metadata.get("day", ""),
+            "streak": int(streak) if streak.isascii() and streak.isdigit() else 0,
+            "claimedAt": metadata.get("claimed_at", ""),
+            "reward": {
+                "currency": metadata.get("currency", ""),
+                "units": metadata.get("units", "0"),
+                "amount": metadata.get("amount", ""),
+            },
+        }
+    }
+
+
 def _attempts_left(metadata: Mapping[str, str]) -> dict[str, Any]:
     left = metadata.get("attempts_left", "")
     return {"attemptsLeft": int(left)} if left.isascii() and left.isdigit() else {}
@@ -87,6 +106,7 @@ def _attempts_left(metadata: Mapping[str, str]) -> dict[str, Any]:
 #: Problem members built from a service's ErrorInfo metadata, per reason.
 REASON_EXTENSIONS: Mapping[str, Callable[[Mapping[str, str]], dict[str, Any]]] = {
     "already_completed": _completion,
+    "already_claimed": daily_claim,
     "invalid_code": _attempts_left,
 }
 

@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from gateway.routes.rewards import claim_of
+from gateway.errors import daily_claim
 from runtime.config import ConfigError, Env
 from services.quests import daily
 from services.quests.errors import AlreadyClaimed
@@ -87,7 +87,7 @@ def test_an_already_claimed_refusal_carries_the_claim_as_its_json_renders_it() -
     taken = daily.Taken(doc)
     assert isinstance(taken, AlreadyClaimed)
     assert taken.reason == "already_claimed"
-    rendered = claim_of(taken.metadata)
+    rendered = daily_claim(taken.metadata)["claim"]
     assert rendered == {
         "id": "u1:2026-03-01",
         "day": "2026-03-01",
