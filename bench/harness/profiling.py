@@ -52,6 +52,8 @@ class Recorder:
             raw = out_dir / f"profile-{name}.txt"
             command = [spy, "record", "--pid", str(pid), "--duration", str(int(seconds) + 1)]
             command += ["--rate", str(rate), "--format", "raw", "--output", str(raw)]
+            # A supervisor's children too (the gateway's GATEWAY_WORKERS processes).
+            command.append("--subprocesses")
             if nonblocking:
                 command.append("--nonblocking")
             if gil_only:
