@@ -33,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -47,7 +47,6 @@ from services.wallet.ledger import (
     Kind,
     Posting,
     Session,
-    new_id,
     post,
 )
 from services.wallet.metrics import CREDIT_ENTRIES
@@ -168,7 +167,7 @@ async def credit(
     unique: dict[Key, Posting] = {}
     for posting in postings:
         if posting.key not in unique:
-            unique[posting.key] = replace(posting, entry_id=new_id())
+            unique[posting.key] = posting
     applied: set[Key] = set()
     existing: dict[Key, str] = {}
     for attempt in range(MAX_ATTEMPTS):

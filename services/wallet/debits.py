@@ -19,7 +19,7 @@ entry (``balance_after``), so a replay answers exactly the first result:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -29,7 +29,7 @@ from minequest.wallet.v1 import wallet_pb2
 from runtime.stores import is_duplicate_key
 from services.wallet.credits import check_event
 from services.wallet.errors import IdempotencyKeyReused, InsufficientFunds, InvalidDebit, LedgerBusy
-from services.wallet.ledger import Kind, Posting, Session, account_id, new_id, post
+from services.wallet.ledger import Kind, Posting, Session, account_id, post
 from services.wallet.metrics import DEBITS
 from services.wallet.money import Currency, read_money
 from services.wallet.store import WalletStore
@@ -80,12 +80,11 @@ def _replay(doc: Doc, posting: Posting) -> DebitOutcome:
 
 async def debit(store: WalletStore, posting: Posting, now: datetime) -> DebitOutcome:
     """Post ``posting`` (a spend) unless its key is in the ledger already."""
-    key = {"source": posting.source, "source_id": posting.source_id}
     for _ in range(MAX_ATTEMPTS):
-        existing = await store.entries.find_one(key)
+        existing = await store.entry(posting.key)
         if existing is not None:
             return _replay(existing, posting)
-        fresh = replace(posting, entry_id=new_id())
+        fresh = posting
 
         async def write(session: Session, fresh: Posting = fresh) -> int:
             await post(store.entries, store.accounts, [fresh], now, session)

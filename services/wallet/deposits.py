@@ -19,7 +19,7 @@ from typing import Any
 from pymongo.errors import DuplicateKeyError
 
 from services.wallet.errors import InvalidDeposit, UnknownChain
-from services.wallet.ledger import Kind, Posting, Session, new_id, post
+from services.wallet.ledger import Kind, Posting, Session, entry_id_of, post
 from services.wallet.metrics import DEPOSITS
 from services.wallet.money import Currency
 from services.wallet.store import WalletStore
@@ -27,6 +27,8 @@ from services.wallet.store import WalletStore
 log = logging.getLogger(__name__)
 
 Doc = dict[str, Any]
+#: The ledger source of a matched deposit (its source_id is the deposit id).
+DEPOSIT_SOURCE = "deposit"
 MAX_REFERENCE_LENGTH = 128
 
 
@@ -73,7 +75,7 @@ async def record(store: WalletStore, report: DepositReport, now: datetime) -> tu
         "amount": report.units,
         "matched": user_id is not None,
         "user_id": user_id or "",
-        "entry_id": new_id() if user_id else "",
+        "entry_id": entry_id_of(DEPOSIT_SOURCE, report.id) if user_id else "",
         "created_at": now,
     }
 
@@ -85,10 +87,9 @@ async def record(store: WalletStore, report: DepositReport, now: datetime) -> tu
                 report.currency.code,
                 Kind.CREDIT,
                 report.units,
-                "deposit",
+                DEPOSIT_SOURCE,
                 report.id,
                 memo=f"deposit {report.tx_hash}",
-                entry_id=doc["entry_id"],
             )
             await post(store.entries, store.accounts, [credit], now, session)
 

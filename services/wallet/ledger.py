@@ -1,9 +1,9 @@
 """The ledger's one write path: entries and balances change together or not at all.
 
 Every change of a balance is a :class:`Posting`: one append-only entry in
-``entries`` (unique on ``(source, source_id)``, so a business event can
-never post twice) plus its effect on the account document, which holds
-``available`` and ``held``:
+``entries`` whose ``_id`` is derived from its ``(source, source_id)``
+(:func:`entry_id_of`), so a business event can never post twice, plus its
+effect on the account document, which holds ``available`` and ``held``:
 
     kind      available  held
     credit        +x       .
@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import hashlib
 import random
 import time
 import uuid
@@ -79,6 +80,16 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
+def entry_id_of(source: str, source_id: str) -> str:
+    """The ledger entry id of ``(source, source_id)``: 128 bits of its SHA-256.
+
+    The key is the ``_id``, so its one index keeps an event from posting twice;
+    a second unique index on ``(source, source_id)`` cost SecantusDB about 60 µs
+    of CPU per entry (of 135), on the hottest write the wallet has.
+    """
+    return hashlib.sha256(f"{source}\0{source_id}".encode()).hexdigest()[:32]
+
+
 @dataclass(frozen=True, slots=True)
 class Posting:
     """One ledger entry to write. ``amount`` is positive minor units."""
@@ -90,16 +101,19 @@ class Posting:
     source: str
     source_id: str
     memo: str = ""
-    entry_id: str = ""
 
     @property
     def key(self) -> tuple[str, str]:
         """What makes the entry unique in the ledger: ``(source, source_id)``."""
         return (self.source, self.source_id)
 
+    @property
+    def entry_id(self) -> str:
+        return entry_id_of(self.source, self.source_id)
+
     def document(self, now: datetime) -> Doc:
         return {
-            "_id": self.entry_id or new_id(),
+            "_id": self.entry_id,
             "user_id": self.user_id,
             "currency": self.currency,
             "kind": str(self.kind),

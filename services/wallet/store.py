@@ -4,8 +4,12 @@ Collections and their keys:
 
 - ``accounts``: ``_id`` = ``<currency>:<user_id>``; ``available``, ``held``
   (minor units, never negative) and a ``version`` bumped by every change.
-- ``entries``: the append-only ledger; unique ``(source, source_id)``;
-  ``(user_id, created_at, _id)`` serves the history pages.
+- ``entries``: the append-only ledger; ``_id`` = a hash of ``(source,
+  source_id)`` (:func:`services.wallet.ledger.entry_id_of`), so an event posts
+  once; ``(user_id, created_at, _id)`` serves the history pages. A database
+  from before the derived ids keeps its unique ``(source, source_id)`` index
+  (:data:`LEGACY_KEY_INDEX`), which keeps guarding its older entries: keys
+  are then looked up both ways.
 - ``withdrawals``: unique ``(user_id, idempotency_key)``, so a retried
   request finds its withdrawal; ``(user_id, …)`` and ``(state, …)`` pages.
 - ``withdrawal_days``: ``_id`` = ``<currency>:<user_id>:<YYYY-MM-DD>``, the
@@ -36,12 +40,20 @@ from minequest.common.v1 import common_pb2
 from runtime.pages import page_size
 from runtime.stores import find_in
 from services.wallet import pages
-from services.wallet.ledger import TIME_LIMIT_SECONDS, Session, account_id, in_transaction
+from services.wallet.ledger import (
+    TIME_LIMIT_SECONDS,
+    Session,
+    account_id,
+    entry_id_of,
+    in_transaction,
+)
 
 T = TypeVar("T")
 Doc = dict[str, Any]
 
 REFERENCE_PREFIX = "MQ"
+#: The unique index of databases whose entries had random ids (before 2026-12).
+LEGACY_KEY_INDEX = "source_1_source_id_1"
 
 
 def new_reference() -> str:
@@ -60,12 +72,12 @@ class WalletStore:
         self.withdrawal_days: AsyncCollection[Doc] = self.db["withdrawal_days"]
         self.deposits: AsyncCollection[Doc] = self.db["deposits"]
         self.references: AsyncCollection[Doc] = self.db["deposit_references"]
+        #: Whether entries may also have random ids (:data:`LEGACY_KEY_INDEX`).
+        self.legacy_entries = True
 
     async def ensure_indexes(self) -> None:
         newest = [("created_at", DESCENDING), ("_id", DESCENDING)]
-        await self.entries.create_index(
-            [("source", ASCENDING), ("source_id", ASCENDING)], unique=True
-        )
+        self.legacy_entries = LEGACY_KEY_INDEX in await self.entries.index_information()
         await self.entries.create_index([("user_id", ASCENDING), *newest])
         await self.withdrawals.create_index(
             [("user_id", ASCENDING), ("idempotency_key", ASCENDING)], unique=True
@@ -99,12 +111,26 @@ class WalletStore:
         )
         return pages.split_page(await cursor.to_list(), size)
 
+    async def entry(self, key: tuple[str, str]) -> Doc | None:
+        """The entry posted for ``(source, source_id)``, if any."""
+        found = await self.entries.find_one({"_id": entry_id_of(*key)})
+        if found is None and self.legacy_entries:
+            found = await self.entries.find_one({"source": key[0], "source_id": key[1]})
+        return found
+
     async def existing_entries(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
         """``{(source, source_id): entry_id}`` of the keys already posted."""
+        by_id = {entry_id_of(*key): key for key in keys}
+        found: dict[tuple[str, str], str] = {
+            by_id[doc["_id"]]: doc["_id"]
+            async for doc in find_in(self.entries, "_id", by_id, {"_id": 1})
+        }
+        if not self.legacy_entries:
+            return found
         by_source: dict[str, list[str]] = {}
-        for source, source_id in keys:
-            by_source.setdefault(source, []).append(source_id)
-        found: dict[tuple[str, str], str] = {}
+        for source, source_id in by_id.values():
+            if (source, source_id) not in found:
+                by_source.setdefault(source, []).append(source_id)
         for source, ids in by_source.items():  # one source per query: no $or
             async for doc in find_in(
                 self.entries, "source_id", ids, {"source_id": 1}, where={"source": source}
