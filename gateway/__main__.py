@@ -46,6 +46,7 @@ def main() -> None:
             metrics_host=settings.metrics_host,
             metrics_variable="GATEWAY_METRICS_PORT",
             otlp_endpoint=settings.otlp_endpoint,
+            gc_threshold=settings.gc_threshold,
         )
     except MetricsPortUnavailable as error:
         raise SystemExit(str(error)) from None

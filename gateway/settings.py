@@ -14,7 +14,7 @@ from gateway.protection.clientip import Network, parse_networks
 from gateway.protection.model import PolicySet
 from gateway.protection.policy import load_policies
 from gateway.web_app import DEFAULT_WEB_DIR
-from runtime.config import LOG_LEVELS, ConfigError, Env, default_service_addr
+from runtime.config import LOG_LEVELS, ConfigError, Env, default_service_addr, gc_threshold
 from runtime.tls import TlsSettings, load_tls
 
 
@@ -35,6 +35,7 @@ class GatewaySettings:
     log_level: str
     otlp_endpoint: str | None
     shutdown_grace_seconds: float
+    gc_threshold: int
     rate_limit_policies: PolicySet
     trusted_proxies: tuple[Network, ...]
     guard_redis_timeout_seconds: float
@@ -87,6 +88,7 @@ class GatewaySettings:
             log_level=env.choice("LOG_LEVEL", "INFO", LOG_LEVELS),
             otlp_endpoint=env.optional("OTEL_EXPORTER_OTLP_ENDPOINT"),
             shutdown_grace_seconds=env.number("SHUTDOWN_GRACE_SECONDS", 10.0, minimum=0),
+            gc_threshold=gc_threshold(env),
             rate_limit_policies=load_policies(env),
             trusted_proxies=_networks(env, "TRUSTED_PROXIES"),
             guard_redis_timeout_seconds=env.integer("GUARD_REDIS_TIMEOUT_MS", 50, minimum=1) / 1000,

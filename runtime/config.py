@@ -14,6 +14,8 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
+from runtime.heap import YOUNG_THRESHOLD
+
 if TYPE_CHECKING:
     from runtime.tls import TlsSettings
 
@@ -186,6 +188,8 @@ class ServiceSettings:
     log_level: str
     otlp_endpoint: str | None
     shutdown_grace_seconds: float
+    #: ``PYTHON_GC_THRESHOLD``: allocations between young collections (:mod:`runtime.heap`).
+    gc_threshold: int
     #: This process's mTLS identity (``GRPC_TLS_*``); None: plaintext, every caller allowed.
     tls: TlsSettings | None = None
     #: ``GRPC_REFLECTION=true`` serves gRPC server reflection (off by default).
@@ -223,9 +227,15 @@ class ServiceSettings:
             log_level=env.choice("LOG_LEVEL", "INFO", LOG_LEVELS),
             otlp_endpoint=env.optional("OTEL_EXPORTER_OTLP_ENDPOINT"),
             shutdown_grace_seconds=env.number("SHUTDOWN_GRACE_SECONDS", 10.0, minimum=0),
+            gc_threshold=gc_threshold(env),
             tls=load_tls(env),
             reflection=env.boolean("GRPC_REFLECTION", False),
         )
+
+
+def gc_threshold(env: Env) -> int:
+    """``PYTHON_GC_THRESHOLD``, as every process reads it (:mod:`runtime.heap`)."""
+    return env.integer("PYTHON_GC_THRESHOLD", YOUNG_THRESHOLD, minimum=1, maximum=10_000_000)
 
 
 def load_or_exit(loader: Callable[[], T]) -> T:

@@ -20,6 +20,9 @@ import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+from runtime.config import Env, gc_threshold
+from runtime.heap import launcher_lines
+
 log = logging.getLogger(__name__)
 
 
@@ -154,7 +157,9 @@ class EmbeddedMongo(EmbeddedServer):
         self.cache_size = cache_size
 
     def command(self) -> list[str]:
-        launcher = "import sys; from secantus.cli import main; sys.exit(main())"
+        # Its garbage collector tuned like ours (runtime.heap), after its imports.
+        gc = launcher_lines(gc_threshold(Env()))
+        launcher = f"import sys; from secantus.cli import main; {gc}; sys.exit(main())"
         return [
             sys.executable,
             "-c",

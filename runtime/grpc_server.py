@@ -138,6 +138,7 @@ async def serve(
             metrics_host=settings.grpc_host,
             metrics_variable=f"{prefix}_METRICS_PORT",
             otlp_endpoint=settings.otlp_endpoint,
+            gc_threshold=settings.gc_threshold,
         )
     except MetricsPortUnavailable as error:
         raise SystemExit(str(error)) from None

@@ -52,6 +52,7 @@ from runtime.config import (
     ConfigError,
     Env,
     ServicePorts,
+    gc_threshold,
     is_production,
     load_or_exit,
 )
@@ -190,6 +191,7 @@ def _dial_host(bind_host: str) -> str:
 def dev_plan(env: Env) -> DevPlan:
     """The processes ``make dev`` runs, from the environment (raises ConfigError)."""
     data_dir = Path(env.string("MINEQUEST_DATA_DIR", ".data")).resolve()
+    gc_threshold(env)  # read by the embedded SecantusDB too: a bad value stops here
     pki_dir = data_dir / "pki"
     python = sys.executable
     processes: list[ProcessSpec] = []

@@ -53,6 +53,7 @@ async def run_worker(settings: WorkerSettings) -> int:
             metrics_host=settings.service.grpc_host,
             metrics_variable="MINING_WORKER_METRICS_PORT",
             otlp_endpoint=settings.service.otlp_endpoint,
+            gc_threshold=settings.service.gc_threshold,
         )
     except MetricsPortUnavailable as error:
         print(error, file=sys.stderr)

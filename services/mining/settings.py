@@ -292,7 +292,7 @@ class WorkerSettings:
             service=service,
             reward=reward,
             wallet_service_addr=env.service_addr("WALLET_SERVICE_ADDR", "wallet"),
-            concurrency=env.integer("MINING_WORKER_CONCURRENCY", 2, minimum=1, maximum=64),
+            concurrency=env.integer("MINING_WORKER_CONCURRENCY", 1, minimum=1, maximum=64),
             batch_size=env.integer("MINING_WORKER_BATCH_SIZE", 5000, minimum=1, maximum=10_000),
             block_ms=env.integer("MINING_WORKER_BLOCK_MS", 1000, minimum=1, maximum=60_000),
             claim_idle_ms=env.integer(

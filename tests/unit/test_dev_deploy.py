@@ -37,6 +37,7 @@ SHARED = [
     "OTEL_EXPORTER_OTLP_ENDPOINT",
     "OTEL_EXPORTER_OTLP_PROTOCOL",
     "SHUTDOWN_GRACE_SECONDS",
+    "PYTHON_GC_THRESHOLD",
     "JWT_ISSUER",
     "JWT_AUDIENCE",
     "MINEQUEST_DATA_DIR",
@@ -226,7 +227,7 @@ DEFAULTS = {
     "REDIS_PASSWORD": "",
     "MONGO_ROOT_PASSWORD": "",
     "MINING_QUEUE_MAX_DEPTH": "100000",
-    "MINING_WORKER_CONCURRENCY": "2",
+    "MINING_WORKER_CONCURRENCY": "1",
     "AUTH_GRPC_HOST": "127.0.0.1",
     "AUTH_GRPC_PORT": "50051",
     "AUTH_METRICS_PORT": "9101",
@@ -370,7 +371,7 @@ def test_env_example_values_load_in_every_process() -> None:
     assert (mining.queue_max_depth, mining.rules.energy_max) == (100_000, 1000)
     assert mining.reward.units_per_tap == 100_000
     worker = WorkerSettings.from_env(Env(running))
-    assert (worker.concurrency, worker.batch_size) == (2, 5000)
+    assert (worker.concurrency, worker.batch_size) == (1, 5000)
     assert worker.consumer  # hostname-pid when MINING_WORKER_NAME is empty
     quests = QuestsSettings.from_env(Env(running))
     assert (quests.daily_reset_hour, quests.leaderboard_cache_seconds) == (0, 10)
