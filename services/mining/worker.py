@@ -209,13 +209,20 @@ class Worker:
         await self._hand_back()
 
     async def _read(self, consumer: str) -> list[Entry]:
-        """Up to a batch of new entries, waiting up to ``block_ms`` for the first."""
+        """Up to a batch of new entries, waiting up to ``block_ms`` for the first,
+        then until the oldest is ``linger_ms`` old unless the batch is full."""
+        size = self.settings.batch_size
+        entries = await self._take(consumer, size, self.settings.block_ms)
+        if not entries or len(entries) >= size or not self.settings.linger_ms:
+            return entries
+        age_ms = time.time() * 1000 - int(entries[0][0].partition("-")[0])
+        if age_ms < self.settings.linger_ms:
+            await self._sleep((self.settings.linger_ms - age_ms) / 1000)
+        return entries + await self._take(consumer, size - len(entries), None)
+
+    async def _take(self, consumer: str, count: int, block_ms: int | None) -> list[Entry]:
         reply: Any = await self.redis.xreadgroup(
-            GROUP,
-            consumer,
-            {STREAM: ">"},
-            count=self.settings.batch_size,
-            block=self.settings.block_ms,
+            GROUP, consumer, {STREAM: ">"}, count=count, block=block_ms
         )
         return [entry for _, batch in reply or () for entry in batch]
 

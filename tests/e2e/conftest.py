@@ -86,6 +86,8 @@ class Stack:
             "DEPOSIT_WEBHOOK_SECRET": WEBHOOK_SECRET,
             "TELEGRAM_BOT_TOKEN": TELEGRAM_BOT_TOKEN,
             "MINING_WORKER_BLOCK_MS": "100",
+            # make dev lingers 2 s per batch; the tests wait less for credits.
+            "MINING_WORKER_LINGER_MS": "200",
             # Two gateway processes under their parent, as on this 2-core
             # machine by default, whatever the core count of the test host.
             "GATEWAY_WORKERS": "2",

@@ -58,6 +58,7 @@ class Pipeline:
                 **{
                     "WALLET_SERVICE_ADDR": self.wallet_addr,
                     "MINING_WORKER_BLOCK_MS": "50",
+                    "MINING_WORKER_LINGER_MS": "0",
                     "SHUTDOWN_GRACE_SECONDS": "5",
                     **extra,
                 },

@@ -84,6 +84,53 @@ async def test_clicks_are_recorded_credited_and_done(pipeline: Pipeline) -> None
     assert (audited.clicks, audited.credited_units) == (30, sum(sent.values()) * UNITS_PER_TAP)
 
 
+async def mined_entries(pipeline: Pipeline, user_id: str) -> list[Any]:
+    history = await pipeline.wallet.ListLedgerEntries(
+        wallet_pb2.ListLedgerEntriesRequest(user_id=user_id)
+    )
+    return [entry for entry in history.entries if entry.source == "mining.batch"]
+
+
+async def test_a_lingering_batch_takes_a_users_later_clicks_into_the_same_credit(
+    pipeline: Pipeline,
+) -> None:
+    """MINING_WORKER_LINGER_MS: the batch waits until its first click is that
+    old, so a click sent meanwhile joins it: one ledger entry for both."""
+    user, first, later = uuid.uuid4().hex, uuid.uuid4().hex, uuid.uuid4().hex
+    async with pipeline.worker(MINING_WORKER_LINGER_MS="1500"):
+        await pipeline.click(user, first, count=2)
+        await asyncio.sleep(0.4)  # the worker holds the first click by now
+        await pipeline.click(user, later, count=3)
+
+        async def both_done() -> bool:
+            states = {await pipeline.click_state(user, key) for key in (first, later)}
+            return states == {pb.CLICK_STATE_DONE}
+
+        await until(both_done, 10.0)
+    entries = await mined_entries(pipeline, user)
+    assert [(entry.amount.units, entry.memo.split(" clicks")[0]) for entry in entries] == [
+        (5 * UNITS_PER_TAP, "2")
+    ]
+    assert (await pipeline.audit()).settled
+
+
+async def test_a_full_batch_does_not_linger(pipeline: Pipeline) -> None:
+    """A batch of MINING_WORKER_BATCH_SIZE clicks is written at once, however
+    long the linger: under load, batches never wait."""
+    user = uuid.uuid4().hex
+    keys = [uuid.uuid4().hex for _ in range(3)]
+    for key in keys:
+        await pipeline.click(user, key)
+    async with pipeline.worker(MINING_WORKER_LINGER_MS="9000", MINING_WORKER_BATCH_SIZE="3"):
+
+        async def all_done() -> bool:
+            states = {await pipeline.click_state(user, key) for key in keys}
+            return states == {pb.CLICK_STATE_DONE}
+
+        await until(all_done, 5.0)  # well before the 9 s linger would end
+    assert len(await mined_entries(pipeline, user)) == 1
+
+
 async def test_a_batch_processed_twice_changes_nothing(pipeline: Pipeline) -> None:
     """A worker that dies after MongoDB and the wallet but before XACK: the
     batch comes again and must not record or credit anything twice."""

@@ -41,6 +41,7 @@ def test_defaults() -> None:
     assert config.queue_max_depth == 100_000
     worker = WorkerSettings.from_env(Env(BASE))
     assert (worker.concurrency, worker.batch_size, worker.max_attempts) == (1, 5000, 5)
+    assert worker.linger_ms == 2000
     assert worker.wallet_service_addr == "127.0.0.1:50053"
 
 
@@ -70,6 +71,17 @@ def test_worker_settings_are_checked_too() -> None:
         WorkerSettings.from_env(Env({**BASE, "MINING_WORKER_BATCH_SIZE": "50000"}))
     with pytest.raises(ConfigError, match="MINING_OUTBOX_SWEEP_SECONDS"):
         WorkerSettings.from_env(Env({**BASE, "MINING_OUTBOX_SWEEP_SECONDS": "0"}))
+
+
+def test_a_batch_never_lingers_long_enough_to_look_idle_to_other_workers() -> None:
+    """The linger is at most a third of the claim timeout: configured above
+    it is refused, and the default shrinks to it."""
+    with pytest.raises(ConfigError, match="MINING_WORKER_LINGER_MS"):
+        WorkerSettings.from_env(
+            Env({**BASE, "MINING_WORKER_CLAIM_IDLE_MS": "3000", "MINING_WORKER_LINGER_MS": "1500"})
+        )
+    short = WorkerSettings.from_env(Env({**BASE, "MINING_WORKER_CLAIM_IDLE_MS": "300"}))
+    assert short.linger_ms == 100
 
 
 @pytest.mark.parametrize(
