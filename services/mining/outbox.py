@@ -82,6 +82,11 @@ class Line:
     of: str = ""
 
     @property
+    def owed(self) -> bool:
+        """Whether the wallet is owed anything for it (clicks may earn nothing)."""
+        return self.units > 0
+
+    @property
     def source(self) -> str:
         return {MINED: SOURCE, REFERRAL: SHARE_SOURCE, JOIN: JOIN_SOURCE}[self.kind]
 
@@ -145,17 +150,15 @@ class Owed:
 
 
 def mined_lines(records: Iterable[ClickRecord]) -> list[Line]:
-    """One line per user of what a batch's clicks earned (users whose clicks
-    earn nothing get none)."""
+    """One line per user of what a batch's clicks earned, tapped and clicked:
+    their totals' increase. Only lines with units are owed (:attr:`Line.owed`)."""
     sums: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
     for record in records:
         line = sums[record.user_id]
         line[0] += record.reward_units
         line[1] += record.taps
         line[2] += 1
-    return [
-        Line(user, units, taps, clicks) for user, (units, taps, clicks) in sums.items() if units > 0
-    ]
+    return [Line(user, units, taps, clicks) for user, (units, taps, clicks) in sums.items()]
 
 
 def owed_for(lines: Sequence[Line], now: datetime) -> Owed | None:

@@ -26,7 +26,6 @@ by exactly one outbox document (until the wallet confirms it).
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -188,7 +187,8 @@ class MiningStore:
     ) -> Recorded:
         if not fresh:
             return Recorded(0, None, frozenset(), ())
-        mined = mined_lines(fresh.values())
+        totals = mined_lines(fresh.values())
+        mined = [line for line in totals if line.owed]
         earned = {line.user_id: line.units for line in mined}
         invited = {
             inviter: (units, 0) for inviter, units in shares(earned, chains, self.referrals).items()
@@ -211,21 +211,15 @@ class MiningStore:
         await self.clicks.insert_many(
             [_click_doc(record, now, outbox_id) for record in fresh.values()], session=session
         )
-        per_user: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
-        for record in fresh.values():
-            sums = per_user[record.user_id]
-            sums[0] += record.taps
-            sums[1] += record.reward_units
-            sums[2] += 1
         updates: list[tuple[str, Doc]] = []
-        for user, (taps, units, clicks) in per_user.items():
+        for line in totals:
             update: Doc = {
-                "$inc": {"taps": taps, "reward_units": units, "clicks": clicks},
+                "$inc": {"taps": line.taps, "reward_units": line.units, "clicks": line.clicks},
                 "$max": {"last_click_at": now},
             }
-            if units > 0:
+            if line.owed:
                 update["$min"] = {"earned_at": now}
-            updates.append((user, update))
+            updates.append((line.user_id, update))
         updates.extend(
             (inviter, {"$inc": {"referral_units": units + bonus}})
             for inviter, (units, bonus) in invited.items()
