@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import difflib
 import re
-import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +39,7 @@ from gateway.protection.model import (
     Tier,
 )
 from runtime.config import ConfigError, Env
+from runtime.config_files import Checker, FileMistakes, read_toml
 
 __all__ = [
     "Alias",
@@ -116,18 +116,10 @@ def _tier_aliases(policy: str, tier: str) -> list[Alias]:
     return found
 
 
-class PolicyError(ConfigError):
+class PolicyError(FileMistakes):
     """One or more mistakes in the policy file or its env overrides."""
 
-    def __init__(self, source: str, problems: Sequence[tuple[str, str]]) -> None:
-        self.problems = tuple(f"{where}: {problem}" for where, problem in problems)
-        if len(problems) == 1:
-            super().__init__(*problems[0])
-        else:
-            super().__init__(
-                source,
-                f"{len(problems)} mistakes in the rate-limit policies\n" + "\n".join(self.problems),
-            )
+    subject = "the rate-limit policies"
 
 
 def override_names(policies: PolicySet) -> list[str]:
@@ -146,13 +138,7 @@ def load_policies(env: Env, path: Path | None = None) -> PolicySet:
     configured = env.optional(FILE_VAR) if path is None else None
     path = path or (Path(configured) if configured else DEFAULT_FILE)
     source = str(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        where = FILE_VAR if configured else source
-        raise PolicyError(source, [(where, f"cannot read {source}: {error.strerror}")]) from None
-    except tomllib.TOMLDecodeError as error:
-        raise PolicyError(source, [(source, f"invalid TOML: {error}")]) from None
+    data = read_toml(path, PolicyError, FILE_VAR if configured else None)
     loader = _Loader(env, source)
     policy_set = loader.policy_set(data)
     loader.check_unknown_overrides(policy_set)
@@ -175,16 +161,12 @@ def _env_names(env: Env) -> list[str]:
     return env.names()
 
 
-class _Loader:
-    """Walks the parsed TOML, collecting every problem instead of stopping at the first."""
+class _Loader(Checker):
+    """Walks the parsed policies (:class:`runtime.config_files.Checker`)."""
 
     def __init__(self, env: Env, source: str) -> None:
+        super().__init__(source)
         self.env = env
-        self.source = source
-        self.problems: list[tuple[str, str]] = []
-
-    def fail(self, where: str, problem: str) -> None:
-        self.problems.append((f"{self.source}:{where}", problem))
 
     def policy_set(self, data: Mapping[str, object]) -> PolicySet:
         self.unknown_keys("", data, _TOP_KEYS)
@@ -415,11 +397,6 @@ class _Loader:
         except ConfigError as error:
             self.problems.append((error.variable, error.problem))
             return value
-
-    def unknown_keys(self, at: str, raw: Mapping[str, object], known: Sequence[str]) -> None:
-        for key in raw:
-            if key not in known:
-                self.fail(f"{at}{key}", f"unknown key; expected one of {', '.join(known)}")
 
     def check_unknown_overrides(self, policies: PolicySet) -> None:
         ours = override_names(policies)

@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import enum
 import re
-import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
 
-from runtime.config import ConfigError
+from runtime.config_files import Checker, FileMistakes, read_toml
 from runtime.money import format_units
 
 __all__ = ["DEFAULT_FILE", "Boost", "BoostsError", "Catalogue", "Effect", "Steps", "load_boosts"]
@@ -125,28 +124,16 @@ class Catalogue:
         return f"{total.normalize():f}"
 
 
-class BoostsError(ConfigError):
+class BoostsError(FileMistakes):
     """One or more mistakes in the boosts file."""
 
-    def __init__(self, source: str, problems: Sequence[tuple[str, str]]) -> None:
-        self.problems = tuple(f"{where}: {problem}" for where, problem in problems)
-        if len(problems) == 1:
-            super().__init__(*problems[0])
-        else:
-            super().__init__(
-                source, f"{len(problems)} mistakes in the boosts\n" + "\n".join(self.problems)
-            )
+    subject = "the boosts"
 
 
 def load_boosts(path: Path, currency: str, decimals: int) -> Catalogue:
     """Read and validate the catalogue; :class:`BoostsError` lists every mistake."""
     source = str(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise BoostsError(source, [(source, f"cannot read it: {error.strerror}")]) from None
-    except tomllib.TOMLDecodeError as error:
-        raise BoostsError(source, [(source, f"invalid TOML: {error}")]) from None
+    data = read_toml(path, BoostsError)
     loader = _Loader(source, decimals)
     boosts = loader.catalogue(data)
     if loader.problems:
@@ -161,16 +148,12 @@ def level_prices(base: int, growth: Decimal, levels: int) -> tuple[int, ...]:
     )
 
 
-class _Loader:
-    """Walks the parsed TOML, collecting every problem instead of stopping at the first."""
+class _Loader(Checker):
+    """Walks the parsed catalogue (:class:`runtime.config_files.Checker`)."""
 
     def __init__(self, source: str, decimals: int) -> None:
-        self.source = source
+        super().__init__(source)
         self.decimals = decimals
-        self.problems: list[tuple[str, str]] = []
-
-    def fail(self, where: str, problem: str) -> None:
-        self.problems.append((f"{self.source}:{where}", problem))
 
     def catalogue(self, data: Mapping[str, object]) -> tuple[Boost, ...]:
         self.unknown_keys("", data, _TOP_KEYS)
@@ -347,8 +330,3 @@ class _Loader:
             self.fail(where, f"the price of level {levels} is too large")
             return ()
         return level_prices(base, growth, levels)
-
-    def unknown_keys(self, at: str, raw: Mapping[str, object], known: Sequence[str]) -> None:
-        for key in raw:
-            if key not in known:
-                self.fail(f"{at}{key}", f"unknown key; expected one of {', '.join(known)}")

@@ -117,7 +117,7 @@ def test_a_missing_file_is_a_config_error_naming_it(tmp_path: Path) -> None:
     path = tmp_path / "missing.toml"
     with pytest.raises(BoostsError) as caught:
         load_boosts(path, "MQC", 8)
-    assert str(caught.value).startswith(f"{path}: cannot read it")
+    assert str(caught.value).startswith(f"{path}: cannot read {path}")
 
 
 # --- bad configs: one fixture each ---------------------------------------------
