@@ -11,9 +11,8 @@ import asyncio
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from contextlib import AbstractAsyncContextManager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,22 +22,16 @@ import redis.asyncio as aioredis
 
 from minequest.quests.v1 import quests_pb2 as pb
 from minequest.quests.v1 import quests_pb2_grpc
-from minequest.wallet.v1 import wallet_pb2, wallet_pb2_grpc
+from minequest.wallet.v1 import wallet_pb2
 from runtime.embedded import free_port
 from runtime.errors import decode_rpc_error
-from services.auth.server import auth_lifespan
 from services.quests.server import quests_parts
-from services.quests.settings import QuestsSettings
-from services.wallet.server import wallet_lifespan
 from tests.integration.conftest import (
     SmtpServer,
-    auth_settings,
     fails,
     quests_channel,
-    quests_settings,
-    served_address,
-    wallet_settings,
 )
+from tests.integration.quests_world import Clock, Stores, World, open_stores, running
 
 if TYPE_CHECKING:
     from minequest.quests.v1.quests_pb2_grpc import QuestsServiceAsyncStub as Stub
@@ -46,48 +39,8 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.integration
 
-#: 10:00 UTC on a Sunday.
-DAY1 = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
 #: A short table, so the cap is reached in a test.
 TABLE = {"DAILY_REWARDS": "0.000001,0.000002,0.000003"}  # 100, 200, 300 units
-
-
-class Clock:
-    def __init__(self, now: datetime = DAY1) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
-
-
-@dataclass
-class World:
-    quests: Stub
-    wallet: WalletServiceAsyncStub
-    clock: Clock
-    settings: QuestsSettings
-
-
-@dataclass
-class Stores:
-    mongodb_uri: str
-    redis_url: str
-    database: str
-    auth_addr: str
-    wallet_addr: str
-
-    def settings(self, **extra: str) -> QuestsSettings:
-        return quests_settings(
-            self.mongodb_uri,
-            self.redis_url,
-            self.database,
-            auth_addr=self.auth_addr,
-            wallet_addr=self.wallet_addr,
-            **{**TABLE, **extra},
-        )
 
 
 @pytest.fixture
@@ -98,34 +51,18 @@ async def stores(
     database_name: str,
     smtp_server: SmtpServer,
 ) -> AsyncIterator[Stores]:
-    """Real auth and wallet services on the test's databases."""
-    auth = auth_settings(tmp_path, mongodb_uri, f"{database_name}_auth", smtp_server.port)
-    wallet = wallet_settings(mongodb_uri, f"{database_name}_wallet")
-    async with (
-        served_address(auth_lifespan(auth)) as auth_addr,
-        served_address(wallet_lifespan(wallet)) as wallet_addr,
-    ):
-        yield Stores(mongodb_uri, redis_url, database_name, auth_addr, wallet_addr)
+    async with open_stores(tmp_path, mongodb_uri, redis_url, database_name, smtp_server) as opened:
+        yield opened
 
 
-@asynccontextmanager
-async def running(stores: Stores, clock: Clock, **extra: str) -> AsyncIterator[World]:
-    settings = stores.settings(**extra)
-    async with (
-        quests_channel(settings, clock) as channel,
-        grpc.aio.insecure_channel(stores.wallet_addr) as wallet_channel,
-    ):
-        yield World(
-            quests_pb2_grpc.QuestsServiceStub(channel),
-            wallet_pb2_grpc.WalletServiceStub(wallet_channel),
-            clock,
-            settings,
-        )
+def daily(stores: Stores, clock: Clock, **extra: str) -> AbstractAsyncContextManager[World]:
+    """The quests service with the short reward table (and ``extra``)."""
+    return running(stores, clock, **{**TABLE, **extra})
 
 
 @pytest.fixture
 async def world(stores: Stores) -> AsyncIterator[World]:
-    async with running(stores, Clock()) as started:
+    async with daily(stores, Clock()) as started:
         yield started
 
 
@@ -243,7 +180,7 @@ async def test_the_status_says_what_today_and_the_next_claim_pay(world: World) -
 async def test_the_day_starts_at_the_configured_offset_from_utc(stores: Stores) -> None:
     # UTC+2: the day of 2026-03-02 starts at 22:00 UTC on 2026-03-01.
     clock = Clock(datetime(2026, 3, 1, 21, 59, tzinfo=UTC))
-    async with running(stores, clock, DAILY_REWARD_UTC_OFFSET_MINUTES="120") as world:
+    async with daily(stores, clock, DAILY_REWARD_UTC_OFFSET_MINUTES="120") as world:
         user = uuid.uuid4().hex
         first = await claiming(world.quests, user)
         assert first.claim.day == "2026-03-01"

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,59 +18,28 @@ import pytest
 import redis.asyncio as aioredis
 from prometheus_client import REGISTRY
 
-from minequest.auth.v1 import auth_pb2, auth_pb2_grpc
+from minequest.auth.v1 import auth_pb2
 from minequest.common.v1 import common_pb2
 from minequest.quests.v1 import quests_pb2 as pb
 from minequest.quests.v1 import quests_pb2_grpc
-from minequest.wallet.v1 import wallet_pb2, wallet_pb2_grpc
+from minequest.wallet.v1 import wallet_pb2
 from runtime.embedded import free_port
 from runtime.errors import decode_rpc_error
-from services.auth.server import auth_lifespan
 from services.quests import leaderboard as lb
 from services.quests.server import quests_parts
-from services.quests.settings import QuestsSettings
-from services.wallet.server import wallet_lifespan
 from tests.integration.conftest import (
     SmtpServer,
-    auth_settings,
     fails,
     quests_channel,
     quests_settings,
-    served_address,
-    wallet_settings,
 )
+from tests.integration.quests_world import DAY1, Clock, World, open_stores, running
 
 if TYPE_CHECKING:
-    from minequest.auth.v1.auth_pb2_grpc import AuthServiceAsyncStub
     from minequest.quests.v1.quests_pb2_grpc import QuestsServiceAsyncStub as Stub
     from minequest.wallet.v1.wallet_pb2_grpc import WalletServiceAsyncStub
 
 pytestmark = pytest.mark.integration
-
-DAY1 = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
-
-
-class Clock:
-    """The service's clock, moved by the test (no sleeping)."""
-
-    def __init__(self, now: datetime = DAY1) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
-
-
-@dataclass
-class World:
-    quests: Stub
-    wallet: WalletServiceAsyncStub
-    auth: AuthServiceAsyncStub
-    clock: Clock
-    settings: QuestsSettings
-    wallet_addr: str
 
 
 @pytest.fixture
@@ -82,29 +50,11 @@ async def world(
     database_name: str,
     smtp_server: SmtpServer,
 ) -> AsyncIterator[World]:
-    auth = auth_settings(tmp_path, mongodb_uri, f"{database_name}_auth", smtp_server.port)
-    wallet = wallet_settings(mongodb_uri, f"{database_name}_wallet")
-    clock = Clock()
     async with (
-        served_address(auth_lifespan(auth)) as auth_addr,
-        served_address(wallet_lifespan(wallet)) as wallet_addr,
+        open_stores(tmp_path, mongodb_uri, redis_url, database_name, smtp_server) as stores,
+        running(stores, Clock()) as started,
     ):
-        settings = quests_settings(
-            mongodb_uri, redis_url, database_name, auth_addr=auth_addr, wallet_addr=wallet_addr
-        )
-        async with (
-            quests_channel(settings, clock) as channel,
-            grpc.aio.insecure_channel(wallet_addr) as wallet_channel,
-            grpc.aio.insecure_channel(auth_addr) as auth_channel,
-        ):
-            yield World(
-                quests_pb2_grpc.QuestsServiceStub(channel),
-                wallet_pb2_grpc.WalletServiceStub(wallet_channel),
-                auth_pb2_grpc.AuthServiceStub(auth_channel),
-                clock,
-                settings,
-                wallet_addr,
-            )
+        yield started
 
 
 async def create(
