@@ -37,6 +37,7 @@ import asyncio
 import contextlib
 import json
 import math
+import os
 import subprocess
 import sys
 import time
@@ -76,12 +77,16 @@ GOAL_CPU_MS = 0.8
 #: Every suite variant: settings laid over ``make dev``'s plan. Knobs:
 #: GATEWAY_WORKERS (gateway processes), GATEWAY_CLICK_BATCH_MAX /
 #: GATEWAY_CLICK_BATCH_WINDOW_MS (click coalescing; MAX=1 is off),
-#: MINING_WORKER_BATCH_SIZE, MINING_WORKER_CONCURRENCY,
+#: MINING_WORKER_BATCH_SIZE, MINING_WORKER_CONCURRENCY, MINING_WORKER_LINGER_MS,
 #: MINING_WORKER_PROCESSES (worker processes). (uvicorn against granian was
 #: measured on the bare app: README, "Libraries and why".)
 VARIANTS: dict[str, dict[str, str]] = {
     "defaults": {},
     "1-gateway": {"GATEWAY_WORKERS": "1"},
+    # make dev gives the gateway a core fewer than the machine has; this is
+    # the gateway's own default (a process per core).
+    "core-gateways": {"GATEWAY_WORKERS": str(os.cpu_count() or 1)},
+    "no-linger": {"MINING_WORKER_LINGER_MS": "0"},
     "unbatched": {"GATEWAY_CLICK_BATCH_MAX": "1"},
     "2-workers": {"MINING_WORKER_PROCESSES": "2"},
     "batch-500": {"MINING_WORKER_BATCH_SIZE": "500"},

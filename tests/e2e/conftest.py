@@ -88,8 +88,9 @@ class Stack:
             "MINING_WORKER_BLOCK_MS": "100",
             # make dev lingers 2 s per batch; the tests wait less for credits.
             "MINING_WORKER_LINGER_MS": "200",
-            # Two gateway processes under their parent, as on this 2-core
-            # machine by default, whatever the core count of the test host.
+            # Two gateway processes under their parent, whatever the test host's
+            # cores (make dev gives a core fewer than it has): the tests drive
+            # the multi-process gateway, metrics merged by the parent.
             "GATEWAY_WORKERS": "2",
             "MAX_BODY_BYTES": "65536",
             "LOG_LEVEL": "INFO",

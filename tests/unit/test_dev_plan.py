@@ -59,6 +59,7 @@ def test_default_plan_runs_the_services_then_gateway_with_the_dev_settings(
     assert auth.argv == (sys.executable, "-m", "services.auth")
     assert wallet.argv == (sys.executable, "-m", "services.wallet")
     assert gateway.argv == (sys.executable, "-m", "gateway")
+    assert gateway.env["GATEWAY_WORKERS"] == str(dev.one_box_gateway_workers())
     assert auth.env["AUTH_JWT_PRIVATE_KEY_FILE"] == str(tmp_path / "jwt-ed25519.pem")
     assert auth.env["AUTH_JWT_GENERATE_KEY"] == "true"
     assert auth.env["ENABLE_DEV_OTP_FALLBACK"] == "true"
@@ -402,3 +403,10 @@ async def test_pump_prefixes_every_line_however_the_bytes_arrive() -> None:
         "auth    | \ufffdbad utf-8",
         "auth    | no newline",
     ]
+
+
+def test_the_gateway_gets_a_core_fewer_than_the_machine_unless_told(tmp_path: Path) -> None:
+    """The whole suite shares the machine: one core is left to the rest."""
+    assert [dev.one_box_gateway_workers(n) for n in (1, 2, 4, 16)] == [1, 1, 3, 15]
+    told = by_name(plan(MINEQUEST_DATA_DIR=str(tmp_path), GATEWAY_WORKERS="3"))["gateway"]
+    assert told.env["GATEWAY_WORKERS"] == "3"
