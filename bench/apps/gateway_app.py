@@ -2,7 +2,8 @@
 
 Settings come from the environment exactly as ``python -m gateway`` reads them
 (REDIS_URL, AUTH_SERVICE_ADDR, RATE_LIMIT_POLICY_FILE, GUARD_REDIS_TIMEOUT_MS,
-LOG_LEVEL, ...), and logging is the production JSON logging. The row is an
+LOG_LEVEL, ...), logging is the production JSON logging and the garbage
+collector is tuned the same way (:mod:`runtime.heap`). The row is an
 authenticated (``Access.USER``), idempotency-required POST; the runner writes a
 policy file with three tiers (global, user, ip) for it.
 """
@@ -16,6 +17,7 @@ from bench.apps import COUNT_PATH, OP_PATH, Served, counted
 from gateway.app import create_app
 from gateway.routing import Access, Endpoint, Incoming
 from gateway.settings import GatewaySettings
+from runtime.heap import tune_gc
 from runtime.log import configure_logging
 
 
@@ -52,4 +54,6 @@ ROWS = (
 def create() -> ASGIApp:
     settings = GatewaySettings.from_env()
     configure_logging("gateway", settings.log_level)
-    return counted(create_app(settings, ROWS))
+    app = counted(create_app(settings, ROWS))
+    tune_gc(settings.gc_threshold)  # as python -m gateway does (runtime.process)
+    return app
