@@ -254,11 +254,11 @@ def reward_from_env(env: Env) -> Reward:
 
 #: How old a batch's oldest click gets before the worker writes it (unless the
 #: batch is full): each user's clicks in it cost one totals update, one ledger
-#: entry and one balance update, so a batch of 2 s holds about twice as many
-#: clicks per user as one of 1 s. SecantusDB's CPU per click fell from 0.35 to
-#: 0.19 ms with 3 s (README, Benchmarks); the price is that long before a click
-#: is credited.
-LINGER_MS = 2000
+#: entry and one balance update, so the longer a batch covers, the more clicks
+#: per user share them. Side by side (README, Benchmarks), SecantusDB's CPU per
+#: click was 0.29 ms without, 0.24 with 1 s and 0.21 with 2 s; 1 s keeps most
+#: of that for half the wait before a click is credited.
+LINGER_MS = 1000
 
 
 @dataclass(frozen=True, slots=True)
