@@ -255,10 +255,11 @@ def reward_from_env(env: Env) -> Reward:
 #: How old a batch's oldest click gets before the worker writes it (unless the
 #: batch is full): each user's clicks in it cost one totals update, one ledger
 #: entry and one balance update, so the longer a batch covers, the more clicks
-#: per user share them. Side by side (README, Benchmarks), SecantusDB's CPU per
-#: click was 0.29 ms without, 0.24 with 1 s and 0.21 with 2 s; 1 s keeps most
-#: of that for half the wait before a click is credited.
-LINGER_MS = 1000
+#: per user share them. Side by side (README, Benchmarks), 2 s cut SecantusDB's
+#: CPU per click by 9–37 % in three runs; 1 s, about what a batch takes to
+#: write anyway, made no steady difference (-18 % to +8 %). The price is up to
+#: 2 s more before a click is credited.
+LINGER_MS = 2000
 
 
 @dataclass(frozen=True, slots=True)

@@ -166,8 +166,7 @@ async def credit(
         raise InvalidCredit("a (source, source_id) appears twice with different contents")
     unique: dict[Key, Posting] = {}
     for posting in postings:
-        if posting.key not in unique:
-            unique[posting.key] = posting
+        unique.setdefault(posting.key, posting)
     applied: set[Key] = set()
     existing: dict[Key, str] = {}
     for attempt in range(MAX_ATTEMPTS):

@@ -80,26 +80,25 @@ def _replay(doc: Doc, posting: Posting) -> DebitOutcome:
 
 async def debit(store: WalletStore, posting: Posting, now: datetime) -> DebitOutcome:
     """Post ``posting`` (a spend) unless its key is in the ledger already."""
+
+    async def write(session: Session) -> int:
+        await post(store.entries, store.accounts, [posting], now, session)
+        account = await store.accounts.find_one(
+            {"_id": account_id(posting.user_id, posting.currency)},
+            {"available": 1},
+            session=session,
+        )
+        assert account is not None  # post() just changed it
+        balance = int(account["available"])
+        await store.entries.update_one(
+            {"_id": posting.entry_id}, {"$set": {"balance_after": balance}}, session=session
+        )
+        return balance
+
     for _ in range(MAX_ATTEMPTS):
         existing = await store.entry(posting.key)
         if existing is not None:
             return _replay(existing, posting)
-        fresh = posting
-
-        async def write(session: Session, fresh: Posting = fresh) -> int:
-            await post(store.entries, store.accounts, [fresh], now, session)
-            account = await store.accounts.find_one(
-                {"_id": account_id(fresh.user_id, fresh.currency)},
-                {"available": 1},
-                session=session,
-            )
-            assert account is not None  # post() just changed it
-            balance = int(account["available"])
-            await store.entries.update_one(
-                {"_id": fresh.entry_id}, {"$set": {"balance_after": balance}}, session=session
-            )
-            return balance
-
         try:
             balance = await store.transaction(write)
         except InsufficientFunds:
@@ -110,5 +109,5 @@ async def debit(store: WalletStore, posting: Posting, now: datetime) -> DebitOut
                 raise
             continue  # a concurrent call posted this key: answer its entry
         DEBITS.labels("applied").inc()
-        return DebitOutcome(fresh.entry_id, balance, duplicate=False)
+        return DebitOutcome(posting.entry_id, balance, duplicate=False)
     raise LedgerBusy("concurrent debits kept colliding; retry the call", retry_after=1)

@@ -86,7 +86,7 @@ class Stack:
             "DEPOSIT_WEBHOOK_SECRET": WEBHOOK_SECRET,
             "TELEGRAM_BOT_TOKEN": TELEGRAM_BOT_TOKEN,
             "MINING_WORKER_BLOCK_MS": "100",
-            # make dev lingers 1 s per batch; the tests wait less for credits.
+            # make dev lingers 2 s per batch; the tests wait less for credits.
             "MINING_WORKER_LINGER_MS": "200",
             # Two gateway processes under their parent, whatever the test host's
             # cores (make dev gives a core fewer than it has): the tests drive
