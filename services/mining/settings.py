@@ -256,7 +256,7 @@ def reward_from_env(env: Env) -> Reward:
 #: batch is full): each user's clicks in it cost one totals update, one ledger
 #: entry and one balance update, so the longer a batch covers, the more clicks
 #: per user share them. Side by side (README, Benchmarks), 2 s cut SecantusDB's
-#: CPU per click by 9–37 % in three runs; 1 s, about what a batch takes to
+#: CPU per click by 9 to 37 % in three runs; 1 s, about what a batch takes to
 #: write anyway, made no steady difference (-18 % to +8 %). The price is up to
 #: 2 s more before a click is credited.
 LINGER_MS = 2000
