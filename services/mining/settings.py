@@ -258,8 +258,11 @@ def reward_from_env(env: Env) -> Reward:
 #: per user share them. Side by side (README, Benchmarks), 2 s cut SecantusDB's
 #: CPU per click by 9 to 37 % in three runs; 1 s, about what a batch takes to
 #: write anyway, made no steady difference (-18 % to +8 %). The price is up to
-#: 2 s more before a click is credited.
+#: 2 s more before a click is credited, under load only (:data:`LINGER_FROM`).
 LINGER_MS = 2000
+#: A batch lingers only when at least this many clicks were waiting: under a
+#: lighter load CPU is cheap and the wait would be all cost.
+LINGER_FROM = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,8 +293,10 @@ class WorkerSettings:
     #: The bot signals the worker observes per batch (services.mining.signals).
     signals: BotSignals = BotSignals()
     #: A batch waits until its oldest click is this old (or it is full), so
-    #: that it holds more clicks per user (0: it takes what is waiting).
+    #: that it holds more clicks per user (0: it takes what is waiting) ...
     linger_ms: int = 0
+    #: ... when at least this many clicks were waiting.
+    linger_from: int = LINGER_FROM
     #: Where each credited batch is posted on the mined-coin leaderboards.
     leaderboards: LeaderboardSettings = LeaderboardSettings()
 
@@ -336,5 +341,8 @@ class WorkerSettings:
             leaderboards=LeaderboardSettings.from_env(env),
             linger_ms=env.integer(
                 "MINING_WORKER_LINGER_MS", min(LINGER_MS, linger_max), minimum=0, maximum=linger_max
+            ),
+            linger_from=env.integer(
+                "MINING_WORKER_LINGER_FROM", LINGER_FROM, minimum=1, maximum=10_000
             ),
         )

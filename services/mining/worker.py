@@ -209,15 +209,17 @@ class Worker:
         await self._hand_back()
 
     async def _read(self, consumer: str) -> list[Entry]:
-        """Up to a batch of new entries, waiting up to ``block_ms`` for the first,
-        then until the oldest is ``linger_ms`` old unless the batch is full."""
-        size = self.settings.batch_size
-        entries = await self._take(consumer, size, self.settings.block_ms)
-        if not entries or len(entries) >= size or not self.settings.linger_ms:
+        """Up to a batch of new entries, waiting up to ``block_ms`` for the first;
+        then, when at least ``linger_from`` came (a load), until the oldest is
+        ``linger_ms`` old unless the batch is full."""
+        settings = self.settings
+        size = settings.batch_size
+        entries = await self._take(consumer, size, settings.block_ms)
+        if not settings.linger_ms or not settings.linger_from <= len(entries) < size:
             return entries
         age_ms = time.time() * 1000 - int(entries[0][0].partition("-")[0])
-        if age_ms < self.settings.linger_ms:
-            await self._sleep((self.settings.linger_ms - age_ms) / 1000)
+        if age_ms < settings.linger_ms:
+            await self._sleep((settings.linger_ms - age_ms) / 1000)
         return entries + await self._take(consumer, size - len(entries), None)
 
     async def _take(self, consumer: str, count: int, block_ms: int | None) -> list[Entry]:

@@ -95,9 +95,10 @@ async def test_a_lingering_batch_takes_a_users_later_clicks_into_the_same_credit
     pipeline: Pipeline,
 ) -> None:
     """MINING_WORKER_LINGER_MS: the batch waits until its first click is that
-    old, so a click sent meanwhile joins it: one ledger entry for both."""
+    old, so a click sent meanwhile joins it: one ledger entry for both (here
+    from one waiting click on, MINING_WORKER_LINGER_FROM)."""
     user, first, later = uuid.uuid4().hex, uuid.uuid4().hex, uuid.uuid4().hex
-    async with pipeline.worker(MINING_WORKER_LINGER_MS="1500"):
+    async with pipeline.worker(MINING_WORKER_LINGER_MS="1500", MINING_WORKER_LINGER_FROM="1"):
         await pipeline.click(user, first, count=2)
         await asyncio.sleep(0.4)  # the worker holds the first click by now
         await pipeline.click(user, later, count=3)
@@ -114,6 +115,21 @@ async def test_a_lingering_batch_takes_a_users_later_clicks_into_the_same_credit
     assert (await pipeline.audit()).settled
 
 
+async def test_a_light_load_does_not_linger(pipeline: Pipeline) -> None:
+    """Fewer clicks waiting than MINING_WORKER_LINGER_FROM: no wait, each click
+    is credited in a batch of its own."""
+    user, first, later = uuid.uuid4().hex, uuid.uuid4().hex, uuid.uuid4().hex
+    async with pipeline.worker(MINING_WORKER_LINGER_MS="9000", MINING_WORKER_LINGER_FROM="5"):
+        for key, taps in ((first, 2), (later, 3)):
+            await pipeline.click(user, key, count=taps)
+
+            async def credited(key: str = key) -> bool:
+                return {await pipeline.click_state(user, key)} == {pb.CLICK_STATE_DONE}
+
+            await until(credited, 5.0)  # well before the 9 s linger would end
+    assert len(await mined_entries(pipeline, user)) == 2
+
+
 async def test_a_full_batch_does_not_linger(pipeline: Pipeline) -> None:
     """A batch of MINING_WORKER_BATCH_SIZE clicks is written at once, however
     long the linger: under load, batches never wait."""
@@ -121,7 +137,9 @@ async def test_a_full_batch_does_not_linger(pipeline: Pipeline) -> None:
     keys = [uuid.uuid4().hex for _ in range(3)]
     for key in keys:
         await pipeline.click(user, key)
-    async with pipeline.worker(MINING_WORKER_LINGER_MS="9000", MINING_WORKER_BATCH_SIZE="3"):
+    async with pipeline.worker(
+        MINING_WORKER_LINGER_MS="9000", MINING_WORKER_LINGER_FROM="1", MINING_WORKER_BATCH_SIZE="3"
+    ):
 
         async def all_done() -> bool:
             states = {await pipeline.click_state(user, key) for key in keys}
