@@ -16,6 +16,7 @@ from redis.exceptions import RedisError
 from minequest.common.v1 import common_pb2
 from minequest.quests.v1 import quests_pb2, quests_pb2_grpc
 from runtime.errors import DomainError, InvalidArgument, required
+from runtime.idempotency import check_key
 from runtime.money import to_money
 from runtime.pages import bad_token, decode_token, encode_token, page_size
 from runtime.timestamps import to_timestamp
@@ -197,12 +198,7 @@ class QuestsService(quests_pb2_grpc.QuestsServiceServicer):
         self, request: quests_pb2.CompleteQuestRequest, context: Context
     ) -> quests_pb2.CompleteQuestResponse:
         user_id = required(request.user_id, "user_id")
-        if not request.idempotency_key:
-            raise InvalidArgument(
-                "idempotency_key is required",
-                reason="idempotency_key_required",
-                field="idempotency_key",
-            )
+        key = check_key(request.idempotency_key, "idempotency_key")
         quest = await self.store.quest(request.quest_id) if request.quest_id else None
         if quest is None:
             raise QuestNotFound("no such quest", field="quest_id")
@@ -211,7 +207,7 @@ class QuestsService(quests_pb2_grpc.QuestsServiceServicer):
                 self.store,
                 quest,
                 user_id,
-                request.idempotency_key,
+                key,
                 self.now(),
                 reset_hour=self.settings.daily_reset_hour,
                 max_attempts=self.settings.complete_max_attempts,
@@ -327,17 +323,10 @@ class QuestsService(quests_pb2_grpc.QuestsServiceServicer):
         self, request: quests_pb2.ClaimDailyRewardRequest, context: Context
     ) -> quests_pb2.ClaimDailyRewardResponse:
         user_id = required(request.user_id, "user_id")
-        if not request.idempotency_key:
-            raise InvalidArgument(
-                "idempotency_key is required",
-                reason="idempotency_key_required",
-                field="idempotency_key",
-            )
+        key = check_key(request.idempotency_key, "idempotency_key")
         rewards = self.settings.daily_reward
         try:
-            outcome = await daily.claim(
-                self.store, rewards, user_id, request.idempotency_key, self.now()
-            )
+            outcome = await daily.claim(self.store, rewards, user_id, key, self.now())
         except daily.Taken as taken:
             DAILY_CLAIMS.labels("already_claimed").inc()
             await self._pay(taken.claim)  # a credit lost to a crash is retried here too
