@@ -81,6 +81,13 @@ async function showApp(user: User | undefined): Promise<void> {
  * Otherwise the mail's one-time login link (`AUTH_LOGIN_LINK_URL`, e.g.
  * `https://host/app/#challenge={challengeId}&key={key}`) signs in directly.
  */
+/** A login that did not go through: the form, with what went wrong above it. */
+function refused(error: unknown): void {
+  showLogin();
+  app.report(error);
+  root.prepend(errorLine);
+}
+
 async function start(): Promise<void> {
   const telegram = telegramLaunch();
   if (telegram !== null) {
@@ -90,9 +97,7 @@ async function start(): Promise<void> {
       if (answer.referralError) app.report(new Error(`The invite link's code was not used (${answer.referralError}).`));
       return;
     } catch (error) {
-      showLogin();
-      app.report(error);
-      root.prepend(errorLine);
+      refused(error);
       return;
     }
   }
@@ -105,9 +110,7 @@ async function start(): Promise<void> {
       await showApp(await mq.verifyCode(challenge, key));
       return;
     } catch (error) {
-      showLogin();
-      app.report(error);
-      root.prepend(errorLine);
+      refused(error);
       return;
     }
   }
