@@ -24,6 +24,7 @@ from starlette.datastructures import QueryParams
 from starlette.responses import JSONResponse, Response
 
 from gateway import errors, protojson
+from gateway.routes.quests import board_cache_control
 from gateway.routing import Access, Endpoint, Incoming, rpc
 from minequest.mining.v1 import mining_pb2 as pb
 
@@ -54,9 +55,7 @@ def _query(incoming: Incoming) -> QueryParams:
 
 
 def _answer(reply: pb.GetMinedLeaderboardResponse, named: bool) -> Response:
-    max_age = max(reply.max_age_seconds, 0)
-    scope = "private" if named else "public"
-    headers = {"Cache-Control": f"{scope}, max-age={max_age}" if max_age else "no-cache"}
+    headers = {"Cache-Control": board_cache_control(reply.max_age_seconds, named)}
     body = protojson.to_dict(reply)
     body.pop("maxAgeSeconds", None)
     return JSONResponse(body, headers=headers)

@@ -45,14 +45,20 @@ NO_STORE = {"Cache-Control": "no-store"}
 PUBLIC_SHORT = {"Cache-Control": "public, max-age=30"}
 
 
+def board_cache_control(max_age_seconds: int, named: bool) -> str:
+    """A leaderboard answer's ``Cache-Control``: for the service's max age,
+    ``private`` when it names the caller (the mined-coin boards' too)."""
+    max_age = max(max_age_seconds, 0)
+    scope = "private" if named else "public"
+    return f"{scope}, max-age={max_age}" if max_age else "no-cache"
+
+
 async def leaderboard(incoming: Incoming) -> Response:
     message: Any = await incoming.message()
     reply = await incoming.gateway.quests.GetLeaderboard(message)
-    max_age = max(reply.max_age_seconds, 0)
-    scope = "private" if message.user_id else "public"
     headers = {
         "X-Cache": "HIT" if reply.cached else "MISS",
-        "Cache-Control": f"{scope}, max-age={max_age}" if max_age else "no-cache",
+        "Cache-Control": board_cache_control(reply.max_age_seconds, bool(message.user_id)),
     }
     body = protojson.to_dict(reply)
     body.pop("cached", None)
