@@ -6,6 +6,8 @@ The wallet, the quests' coin rewards and the mining reward all hand out
 
 from __future__ import annotations
 
+from decimal import Decimal, InvalidOperation
+
 from minequest.common.v1 import common_pb2
 
 
@@ -22,3 +24,17 @@ def format_units(units: int, precision: int) -> str:
 def to_money(currency: str, units: int, precision: int) -> common_pb2.Money:
     """A Money with both the units and the decimal string."""
     return common_pb2.Money(currency=currency, units=units, amount=format_units(units, precision))
+
+
+def decimal_units(text: str, precision: int) -> int | None:
+    """The minor units of ``text``, a finite decimal number with at most
+    ``precision`` places (``"0.001"`` at 8 -> ``100000``; its sign kept); None
+    when it is no such number. Configuration readers say why in their words."""
+    try:
+        value = Decimal(text.strip())
+    except InvalidOperation:
+        return None
+    if not value.is_finite():
+        return None
+    units = value.scaleb(precision)
+    return int(units) if units == units.to_integral_value() else None

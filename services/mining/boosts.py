@@ -24,11 +24,11 @@ import enum
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 from runtime.config_files import Checker, FileMistakes, read_toml
-from runtime.money import format_units
+from runtime.money import decimal_units, format_units
 
 __all__ = ["DEFAULT_FILE", "Boost", "BoostsError", "Catalogue", "Effect", "Steps", "load_boosts"]
 
@@ -257,18 +257,14 @@ class _Loader(Checker):
         if not isinstance(raw, str):
             self.fail(where, f"{what}: {example}, got {raw!r}")
             return None
-        try:
-            value = Decimal(raw.strip())
-        except InvalidOperation:
-            value = Decimal("NaN")
-        units = value.scaleb(self.decimals) if value.is_finite() else value
-        if not value.is_finite() or units != units.to_integral_value() or value <= 0:
+        units = decimal_units(raw, self.decimals)
+        if units is None or units <= 0:
             self.fail(where, f"{what}: {example}, > 0, got {raw!r}")
             return None
         if units > INT64_MAX:
             self.fail(where, f"{what}: too large, got {raw!r}")
             return None
-        return int(units)
+        return units
 
     def max_level(self, where: str, raw: object) -> int | None:
         if isinstance(raw, bool) or not isinstance(raw, int) or not 1 <= raw <= MAX_LEVEL:

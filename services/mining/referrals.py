@@ -28,11 +28,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING
 
 from minequest.auth.v1 import auth_pb2
 from runtime.config import ConfigError, Env
+from runtime.money import decimal_units
 
 if TYPE_CHECKING:
     from minequest.auth.v1.auth_pb2_grpc import AuthServiceAsyncStub
@@ -67,17 +67,13 @@ class ReferralSettings:
                 f"must not exceed REFERRAL_MINING_SHARE_PERCENT ({first}), got {second}",
             )
         text = env.string("REFERRAL_JOIN_BONUS", "1")
-        try:
-            bonus = Decimal(text)
-        except InvalidOperation:
-            raise ConfigError("REFERRAL_JOIN_BONUS", f"not a decimal number: {text!r}") from None
-        units = bonus.scaleb(decimals) if bonus.is_finite() else bonus
-        if not bonus.is_finite() or bonus < 0 or units != units.to_integral_value():
+        units = decimal_units(text, decimals)
+        if units is None or units < 0:
             raise ConfigError(
                 "REFERRAL_JOIN_BONUS",
                 f"must be a non-negative amount with at most {decimals} decimals, got {text!r}",
             )
-        return cls(first, second, int(units))
+        return cls(first, second, units)
 
 
 @dataclass(frozen=True, slots=True)

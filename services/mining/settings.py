@@ -42,10 +42,10 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from runtime.config import ConfigError, Env, ServiceSettings
+from runtime.money import decimal_units
 from services.mining.boosts import DEFAULT_FILE as BOOSTS_FILE
 from services.mining.boosts import FILE_VAR as BOOSTS_FILE_VAR
 from services.mining.boosts import Catalogue, load_boosts
@@ -238,18 +238,14 @@ def reward_from_env(env: Env) -> Reward:
         raise ConfigError("MINING_REWARD_CURRENCY", f"not a currency code: {currency!r}")
     decimals = env.integer("MINING_REWARD_DECIMALS", 8, minimum=0, maximum=18)
     text = env.string("MINING_REWARD_PER_TAP", "0.001")
-    try:
-        per_tap = Decimal(text)
-    except InvalidOperation:
-        raise ConfigError("MINING_REWARD_PER_TAP", f"not a decimal number: {text!r}") from None
-    units = per_tap.scaleb(decimals)
-    if not per_tap.is_finite() or per_tap < 0 or units != units.to_integral_value():
+    units = decimal_units(text, decimals)
+    if units is None or units < 0:
         raise ConfigError(
             "MINING_REWARD_PER_TAP",
             f"must be a non-negative amount with at most {decimals} decimals "
             f"(MINING_REWARD_DECIMALS), got {text!r}",
         )
-    return Reward(currency=currency, decimals=decimals, units_per_tap=int(units))
+    return Reward(currency=currency, decimals=decimals, units_per_tap=units)
 
 
 #: How old a batch's oldest click gets before the worker writes it (unless the

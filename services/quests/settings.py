@@ -7,9 +7,9 @@ misconfigured quests service never starts.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 
 from runtime.config import ConfigError, Env, ServiceSettings
+from runtime.money import decimal_units
 
 #: The most days a reward table may list, and the largest reward (minor units).
 MAX_DAILY_DAYS = 366
@@ -58,22 +58,15 @@ def _reward_units(items: list[str], decimals: int) -> tuple[int, ...]:
         raise ConfigError(name, f"lists {len(items)} days; at most {MAX_DAILY_DAYS}")
     units: list[int] = []
     for day, item in enumerate(items, start=1):
-        try:
-            scaled = Decimal(item).scaleb(decimals)
-        except InvalidOperation:
-            scaled = Decimal(-1)
-        if (
-            not scaled.is_finite()
-            or scaled != scaled.to_integral_value()
-            or not 0 < scaled <= MAX_DAILY_UNITS
-        ):
+        scaled = decimal_units(item, decimals)
+        if scaled is None or not 0 < scaled <= MAX_DAILY_UNITS:
             raise ConfigError(
                 name,
                 f"day {day}: {item!r} is not a positive amount with at most {decimals} decimals",
             )
-        if units and int(scaled) < units[-1]:
+        if units and scaled < units[-1]:
             raise ConfigError(name, f"day {day}: {item} is less than day {day - 1}'s")
-        units.append(int(scaled))
+        units.append(scaled)
     return tuple(units)
 
 
