@@ -1,11 +1,11 @@
 """The Starlette application: middleware, routes, error handlers and the lifespan.
 
-Middleware, outermost first: tracing (when an OTLP endpoint is set), request
-id, access log, metrics, CORS (when origins are configured), gzip, body
-limit. The lifespan opens every client — the gRPC channel to each service,
-Redis and MongoDB when configured — hands them to requests as
-:class:`gateway.state.Gateway`, keeps the JWK set fresh, and closes them on
-shutdown.
+Middleware, outermost first: tracing (when an OTLP endpoint is set), the
+edge (request id, metrics and access line in one layer), CORS (when origins
+are configured), gzip, body limit. The lifespan opens every client — the
+gRPC channel to each service, Redis and MongoDB when configured — hands them
+to requests as :class:`gateway.state.Gateway`, keeps the JWK set fresh, and
+closes them on shutdown.
 """
 
 from __future__ import annotations
@@ -25,13 +25,7 @@ from starlette.middleware.gzip import GZipMiddleware
 from gateway import errors
 from gateway.auth import TokenVerifier
 from gateway.click_batcher import ClickBatcher
-from gateway.middleware import (
-    AccessLogMiddleware,
-    BodyLimitMiddleware,
-    MetricsMiddleware,
-    RequestIdMiddleware,
-    TracingMiddleware,
-)
+from gateway.middleware import BodyLimitMiddleware, EdgeMiddleware, TracingMiddleware
 from gateway.openapi import build_openapi
 from gateway.protection.clientip import TrustedProxies
 from gateway.protection.store import Guard
@@ -192,11 +186,7 @@ def create_app(settings: GatewaySettings, endpoints: Iterable[Endpoint] = ENDPOI
                 await mongo.close()
             log.info("gateway clients closed")
 
-    middleware = [
-        Middleware(RequestIdMiddleware),
-        Middleware(AccessLogMiddleware),
-        Middleware(MetricsMiddleware),
-    ]
+    middleware = [Middleware(EdgeMiddleware)]
     if settings.otlp_endpoint:  # HTTP server spans, around everything else
         middleware.insert(0, Middleware(TracingMiddleware))
     if settings.cors_allow_origins:

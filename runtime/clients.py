@@ -10,6 +10,7 @@ only apply the same rule to the address it passes on.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 
 __all__ = ["IPV6_PREFIX", "client_key", "ip_address"]
@@ -20,6 +21,7 @@ IPV6_PREFIX = 64
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
+@functools.lru_cache(maxsize=65_536)
 def ip_address(text: str) -> Address | None:
     """``text`` as an address (an IPv4-mapped IPv6 one as IPv4), or None."""
     try:
@@ -31,9 +33,11 @@ def ip_address(text: str) -> Address | None:
     return address
 
 
+@functools.lru_cache(maxsize=65_536)
 def client_key(ip: str) -> str:
     """What a client is counted by: the IPv4 address, or the IPv6 /64; text
-    that is no address is returned as it is."""
+    that is no address is returned as it is. Both are cached: every request
+    asks, and the answer for an address never changes."""
     address = ip_address(ip)
     if isinstance(address, ipaddress.IPv6Address):
         return str(ipaddress.IPv6Network((address, IPV6_PREFIX), strict=False))

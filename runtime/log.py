@@ -33,10 +33,21 @@ class JsonFormatter(logging.Formatter):
     def __init__(self, service: str = "") -> None:
         super().__init__()
         self.service = service
+        self._second = -1
+        self._second_text = ""
+
+    def timestamp(self, created: float) -> str:
+        """``created`` as ISO 8601 UTC with milliseconds (``…T19:21:00.123+00:00``);
+        the text of the second is kept, since many lines share it."""
+        second, millis = divmod(int(created * 1000), 1000)
+        if second != self._second:
+            self._second = second
+            self._second_text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        return f"{self._second_text}.{millis:03d}+00:00"
 
     def format(self, record: logging.LogRecord) -> str:
         payload: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "ts": self.timestamp(record.created),
             "level": record.levelname.lower(),
             "service": self.service,
             "logger": record.name,
@@ -59,7 +70,16 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(service: str, level: str = "INFO") -> None:
-    """Install JSON logging on the root logger (call once, at the entry point)."""
+    """Install JSON logging on the root logger (call once, at the entry point).
+
+    The lines carry no source file, thread or process fields, so the record
+    does not collect them (the logging HOWTO's "Optimization" switches): a
+    caller lookup walks the stack on every line, an access line per request.
+    """
+    logging._srcfile = None  # documented: no findCaller()
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     logging.config.dictConfig(
         {
             "version": 1,

@@ -1,15 +1,8 @@
-"""Pure ASGI middleware, one concern per module, per-request state kept in ``__call__``."""
+"""Pure ASGI middleware, per-request state kept in ``__call__``: the edge
+(request id, metrics, access line: one layer), the body limit and tracing."""
 
-from gateway.middleware.access_log import AccessLogMiddleware
 from gateway.middleware.body_limit import BodyLimitMiddleware
-from gateway.middleware.metrics import MetricsMiddleware
-from gateway.middleware.request_id import RequestIdMiddleware
+from gateway.middleware.edge import EdgeMiddleware
 from gateway.middleware.tracing import TracingMiddleware
 
-__all__ = [
-    "AccessLogMiddleware",
-    "BodyLimitMiddleware",
-    "MetricsMiddleware",
-    "RequestIdMiddleware",
-    "TracingMiddleware",
-]
+__all__ = ["BodyLimitMiddleware", "EdgeMiddleware", "TracingMiddleware"]

@@ -6,18 +6,18 @@
 ``server_error``). ``route`` is the
 matched route's path template (``/api/quests/{id}/complete``), or
 ``unmatched`` when no route matched, so label cardinality stays bounded.
+:class:`gateway.middleware.edge.EdgeMiddleware` observes every answer.
 """
 
 from __future__ import annotations
 
 import functools
-import time
 from typing import Any
 
 from prometheus_client import Counter, Histogram
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Scope
 
-from gateway.middleware.answer import StatusRecorder, route_template
+from gateway.middleware.answer import route_template
 
 _LABELS = ("route", "method", "status")
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -50,23 +50,11 @@ def _children(template: str, method: str, status: int) -> tuple[Any, Any, Any | 
     return HTTP_REQUEST_SECONDS.labels(*labels), HTTP_REQUESTS.labels(*labels), errors
 
 
-class MetricsMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        answer = StatusRecorder(send)
-        try:
-            await self.app(scope, receive, answer)
-        finally:
-            status, template = answer.status, route_template(scope)
-            method = scope["method"] if scope["method"] in _METHODS else "OTHER"
-            seconds, count, errors = _children(template, method, status)
-            seconds.observe(time.perf_counter() - started)
-            count.inc()
-            if errors is not None:
-                errors.inc()
+def observe(scope: Scope, status: int, seconds: float) -> None:
+    """Count one answered request and its latency."""
+    method = scope["method"] if scope["method"] in _METHODS else "OTHER"
+    latency, count, errors = _children(route_template(scope), method, status)
+    latency.observe(seconds)
+    count.inc()
+    if errors is not None:
+        errors.inc()

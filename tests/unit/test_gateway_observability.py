@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from gateway.auth import PRINCIPAL, Principal
-from gateway.middleware import AccessLogMiddleware, TracingMiddleware
+from gateway.middleware import EdgeMiddleware, TracingMiddleware
 from gateway.protection.middleware import KEY
 from runtime.config import ConfigError, Env
 from runtime.log import JsonFormatter
@@ -72,8 +72,8 @@ async def test_each_request_is_a_server_span_named_by_its_route_template() -> No
 
 async def test_each_request_is_one_json_access_line(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO, logger="gateway.access"):
-        await call(AccessLogMiddleware(app()), "/api/items/7")
-        await call(AccessLogMiddleware(app()), "/nowhere")
+        await call(EdgeMiddleware(app()), "/api/items/7")
+        await call(EdgeMiddleware(app()), "/nowhere")
     lines = [json.loads(JsonFormatter("gateway").format(r)) for r in caplog.records]
     assert len(lines) == 2
     first, second = lines
