@@ -214,8 +214,7 @@ class MiningStore:
         updates: list[tuple[str, Doc]] = []
         for line in totals:
             update: Doc = {
-                "$inc": {"taps": line.taps, "reward_units": line.units, "clicks": line.clicks},
-                "$max": {"last_click_at": now},
+                "$inc": {"taps": line.taps, "reward_units": line.units, "clicks": line.clicks}
             }
             if line.owed:
                 update["$min"] = {"earned_at": now}
