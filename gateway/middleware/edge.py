@@ -20,12 +20,10 @@ import time
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.middleware import access_log, metrics
-from gateway.middleware.request_id import HEADER, request_id_of
+from gateway.middleware.request_id import RAW_HEADER, request_id_of
 from runtime import context
 
 __all__ = ["EdgeMiddleware"]
-
-_RAW_HEADER = HEADER.lower().encode("latin-1")
 
 
 class EdgeMiddleware:
@@ -39,7 +37,7 @@ class EdgeMiddleware:
         started = time.perf_counter()
         request_id = request_id_of(scope)
         scope.setdefault("state", {})["request_id"] = request_id
-        id_header = (_RAW_HEADER, request_id.encode("latin-1"))
+        id_header = (RAW_HEADER, request_id.encode("latin-1"))
         status = 500
 
         async def send_observed(message: Message) -> None:
@@ -47,7 +45,7 @@ class EdgeMiddleware:
             if message["type"] == "http.response.start":
                 status = int(message["status"])
                 headers = message.setdefault("headers", [])
-                if not any(name.lower() == _RAW_HEADER for name, _ in headers):
+                if not any(name.lower() == RAW_HEADER for name, _ in headers):
                     message["headers"] = [*headers, id_header]
             await send(message)
 

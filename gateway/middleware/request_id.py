@@ -12,16 +12,17 @@ from starlette.types import Scope
 
 from runtime import context
 
-__all__ = ["HEADER", "request_id_of"]
+__all__ = ["HEADER", "RAW_HEADER", "request_id_of"]
 
 HEADER = "X-Request-ID"
-_RAW_HEADER = HEADER.lower().encode("latin-1")
+#: The header as ASGI carries it (lower case bytes).
+RAW_HEADER = HEADER.lower().encode("latin-1")
 
 
 def request_id_of(scope: Scope) -> str:
     """The caller's id when it sent a valid one, otherwise a new one."""
     for name, value in scope["headers"]:
-        if name == _RAW_HEADER:
+        if name == RAW_HEADER:
             given: str = value.decode("latin-1")
             if context.valid_request_id(given):
                 return given

@@ -14,14 +14,17 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from prometheus_client import REGISTRY
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from starlette.types import Message, Receive, Scope, Send
 
 from gateway.auth import PRINCIPAL, Principal
 from gateway.middleware import EdgeMiddleware, TracingMiddleware
 from gateway.protection.middleware import KEY
+from runtime import context
 from runtime.config import ConfigError, Env
 from runtime.log import JsonFormatter
 from runtime.tracing import otlp_protocol, span_exporter
@@ -88,6 +91,62 @@ async def test_each_request_is_one_json_access_line(caplog: pytest.LogCaptureFix
     assert first["duration_ms"] >= 0
     assert (second["route"], second["status"]) == ("unmatched", 404)
     assert "userId" not in second
+
+
+async def test_the_edge_binds_the_request_id_and_counts_a_crash_as_500() -> None:
+    seen: list[str | None] = []
+
+    async def crashing(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(context.request_id.get())
+        raise RuntimeError("boom")
+
+    async def answering(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(context.request_id.get())
+        headers = [(b"x-request-id", b"set-by-app")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def ignore(message: Message) -> None:
+        return None
+
+    async def nothing() -> Message:
+        return {"type": "http.request", "body": b""}
+
+    scope: Scope = {"type": "http", "method": "GET", "path": "/x", "headers": []}
+    before = REGISTRY.get_sample_value(
+        "http_requests_total", {"route": "unmatched", "method": "GET", "status": "500"}
+    )
+    lines: list[str] = []
+    handler = logging.Handler()
+    handler.setFormatter(JsonFormatter("gateway"))
+    handler.emit = lambda record: lines.append(handler.format(record))  # type: ignore[method-assign]
+    access = logging.getLogger("gateway.access")
+    access.addHandler(handler)
+    level = access.level
+    access.setLevel(logging.INFO)
+    try:
+        with pytest.raises(RuntimeError):
+            await EdgeMiddleware(crashing)(dict(scope), nothing, ignore)
+    finally:
+        access.removeHandler(handler)
+        access.setLevel(level)
+    after = REGISTRY.get_sample_value(
+        "http_requests_total", {"route": "unmatched", "method": "GET", "status": "500"}
+    )
+    assert (after or 0) - (before or 0) == 1
+    line = json.loads(lines[-1])
+    assert (line["status"], line["request_id"]) == (500, seen[0])
+    assert context.request_id.get() is None, "the id is unbound once the request is done"
+
+    sent: list[Message] = []
+
+    async def keep(message: Message) -> None:
+        sent.append(message)
+
+    given = [(b"x-request-id", b"caller-7")]
+    await EdgeMiddleware(answering)({**scope, "headers": given}, nothing, keep)
+    assert seen[1] == "caller-7"
+    assert sent[0]["headers"] == [(b"x-request-id", b"set-by-app")], "an app's own id is kept"
 
 
 def test_the_otlp_protocol_picks_the_exporter() -> None:
