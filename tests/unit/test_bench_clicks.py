@@ -116,3 +116,26 @@ def test_a_click_not_credited_fails_the_check() -> None:
     assert not Exactness(
         queued=10, clicks=10, credited=10, duplicates=0, problems=["x"]
     ).every_202_credited
+
+
+def test_rounds_report_each_ratio_inside_its_round(capsys: pytest.CaptureFixture[str]) -> None:
+    assert clicks.parse_args(["--rounds", "3"]).rounds == 3
+    slow = rows(accepted=900, p99=70, drain=850, cpu=2.0)
+    slow[-1].accepted_per_s = 600.0  # the seed, in the same slow round: 1.50x
+    fast = rows(accepted=2500, p99=30, drain=2450, cpu=0.6)  # 2.50x its round's seed
+    clicks.print_ratios([slow, fast, slow])
+    out = capsys.readouterr().out
+    assert (
+        "defaults / seed: 1.50, 2.50, 1.50 (median 1.50, range 1.50-2.50; goal >= 2.0x: MISSED)"
+        in out
+    )
+    assert "defaults / ceiling: 0.18, 0.50, 0.18 (median 0.18, range 0.18-0.50)" in out
+
+
+def test_goals_on_another_load_say_they_are_indicative(capsys: pytest.CaptureFixture[str]) -> None:
+    clicks.print_report(
+        rows(accepted=2500, p99=40, drain=2450, cpu=0.7),
+        clicks.parse_args(["--quick"]),
+        markdown=False,
+    )
+    assert "Goals (not the issue's load" in capsys.readouterr().out
