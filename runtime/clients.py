@@ -21,9 +21,26 @@ IPV6_PREFIX = 64
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
-@functools.lru_cache(maxsize=65_536)
+#: No address is written in more characters (IPv6 with a zone id: about 62):
+#: longer text is not parsed, nor kept in the caches below, so a client
+#: sending long junk in a header cannot fill them with it.
+MAX_ADDRESS_TEXT = 64
+
+
 def ip_address(text: str) -> Address | None:
     """``text`` as an address (an IPv4-mapped IPv6 one as IPv4), or None."""
+    return None if len(text) > MAX_ADDRESS_TEXT else _parsed(text)
+
+
+def client_key(ip: str) -> str:
+    """What a client is counted by: the IPv4 address, or the IPv6 /64; text
+    that is no address is returned as it is. Cached, as the parsing is: every
+    request asks, and the answer for an address never changes."""
+    return ip if len(ip) > MAX_ADDRESS_TEXT else _client_key(ip)
+
+
+@functools.lru_cache(maxsize=65_536)
+def _parsed(text: str) -> Address | None:
     try:
         address = ipaddress.ip_address(text.strip())
     except ValueError:
@@ -34,11 +51,8 @@ def ip_address(text: str) -> Address | None:
 
 
 @functools.lru_cache(maxsize=65_536)
-def client_key(ip: str) -> str:
-    """What a client is counted by: the IPv4 address, or the IPv6 /64; text
-    that is no address is returned as it is. Both are cached: every request
-    asks, and the answer for an address never changes."""
-    address = ip_address(ip)
+def _client_key(ip: str) -> str:
+    address = _parsed(ip)
     if isinstance(address, ipaddress.IPv6Address):
         return str(ipaddress.IPv6Network((address, IPV6_PREFIX), strict=False))
     return str(address) if address is not None else ip

@@ -13,6 +13,7 @@ from gateway.protection.idempotency import StoredAnswer, fingerprint, is_kept, r
 from gateway.protection.policy import KeyKind, Policy, RoutePattern, Tier
 from gateway.protection.store import ClaimOutcome, TierState, Verdict, retry_after_header
 from gateway.protojson import RequestBody
+from runtime import clients
 from runtime.clients import client_key
 from runtime.errors import InvalidArgument
 from runtime.idempotency import check_key
@@ -165,6 +166,18 @@ def test_ipv6_clients_are_counted_per_64() -> None:
     assert client_key("2001:db8:1:3::1") == "2001:db8:1:3::/64"
     assert client_key("203.0.113.9") == "203.0.113.9"
     assert client_key("::ffff:203.0.113.9") == "203.0.113.9"
+
+
+def test_long_junk_in_an_address_header_is_no_address_and_is_not_cached() -> None:
+    junk = "9" * 10_000
+    before = clients._parsed.cache_info().currsize, clients._client_key.cache_info().currsize
+    assert clients.ip_address(junk) is None
+    assert client_key(junk) == junk
+    proxies = TrustedProxies(parse_networks(["10.0.0.0/8"]))
+    assert proxies.client_ip(scope("10.0.0.2", junk)) == "10.0.0.2"
+    after = clients._parsed.cache_info().currsize, clients._client_key.cache_info().currsize
+    assert after == before
+    assert clients.ip_address("fe80::1%eth0") is not None, "a zoned IPv6 address still parses"
 
 
 POLICY = Policy(
