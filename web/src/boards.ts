@@ -94,12 +94,15 @@ export function boardsPanel(app: App): Panel {
       button.setAttribute("aria-selected", String(on));
     }
     const list = byId(element, "leaderboard");
-    list.dataset.board = board;
-    list.dataset.view = view;
+    // The list says which board it shows once it shows it: until the answer
+    // comes, it still holds the previous board's rows and is marked busy.
+    list.setAttribute("aria-busy", "true");
     const mine = ++asked;
     try {
       const shown = await rows();
       if (mine !== asked) return;
+      list.dataset.board = board;
+      list.dataset.view = view;
       if (shown.own?.userId) me = shown.own.userId;
       const empty = board === "xp" ? "Nobody yet: complete a quest." : "Nobody yet: mine some coins.";
       fill(
@@ -122,6 +125,8 @@ export function boardsPanel(app: App): Panel {
         : "You are not ranked yet.";
     } catch (error) {
       app.report(error);
+    } finally {
+      if (mine === asked) list.removeAttribute("aria-busy");
     }
   }
 
