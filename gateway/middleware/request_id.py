@@ -12,11 +12,11 @@ from starlette.types import Scope
 
 from runtime import context
 
-__all__ = ["HEADER", "RAW_HEADER", "request_id_of"]
+__all__ = ["RAW_HEADER", "request_id_of"]
 
-HEADER = "X-Request-ID"
-#: The header as ASGI carries it (lower case bytes).
-RAW_HEADER = HEADER.lower().encode("latin-1")
+#: ``X-Request-ID`` as ASGI carries it (lower case bytes): the name the
+#: services read from gRPC metadata too.
+RAW_HEADER = context.REQUEST_ID_HEADER.encode("latin-1")
 
 
 def request_id_of(scope: Scope) -> str:
