@@ -76,6 +76,8 @@ BODY = '{"count":1}'
 STREAM = "mining-clicks"
 SEED_PEER = ROOT.parent / "shared" / "peers" / "seed_node.py"
 
+#: The issue's load (users, connections, seconds): the defaults; the goals hold for it.
+ISSUE_LOAD = (2000, 32, 60)
 GOAL_VS_SEED = 2.0
 GOAL_P99_MS = 50.0
 GOAL_DRAIN_SHARE = 0.95
@@ -516,11 +518,12 @@ def print_report(rows: Sequence[Row], args: argparse.Namespace, *, markdown: boo
 
 
 def print_goals(rows: Sequence[Row], seed: Row | None, args: argparse.Namespace) -> None:
-    issue_load = (args.users, args.connections, args.duration) == (2000, 32, 60)
+    users, connections, seconds = ISSUE_LOAD
     print(
         "\nGoals:"
-        if issue_load
-        else "\nGoals (not the issue's load of 2000 users, 32 connections, 60 s: indicative):"
+        if (args.users, args.connections, args.duration) == ISSUE_LOAD
+        else f"\nGoals (not the issue's load of {users} users, {connections} connections, "
+        f"{seconds} s: indicative):"
     )
     for row in rows:
         if row.exactness is None:
@@ -536,8 +539,8 @@ def print_goals(rows: Sequence[Row], seed: Row | None, args: argparse.Namespace)
         parts.append(f"p99 {row.p99_ms:.1f} ms (< {GOAL_P99_MS:.0f}: {verdict(row.p99_ms < 50)})")
         share = (row.drain_per_s or 0.0) / row.accepted_per_s if row.accepted_per_s else 0.0
         drain_goal = verdict(share >= GOAL_DRAIN_SHARE)
-        if args.duration < 60:
-            drain_goal += f", a {args.duration} s run: the goal is for 60 s"
+        if args.duration < seconds:
+            drain_goal += f", a {args.duration} s run: the goal is for {seconds} s"
         parts.append(f"drain {100 * share:.0f} % of accepted (>= 95 %: {drain_goal})")
         cpu = row.cpu_ms_per_click or float("nan")
         parts.append(f"CPU {cpu:.2f} ms/click (<= {GOAL_CPU_MS}: {verdict(cpu <= GOAL_CPU_MS)})")
@@ -576,10 +579,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
             for name, env in VARIANTS.items()
         ),
     )
-    parser.add_argument("--users", type=int, default=2000, help="distinct users/tokens")
-    parser.add_argument("--duration", type=int, default=60, help="seconds per measured run")
+    users, connections, seconds = ISSUE_LOAD
+    parser.add_argument("--users", type=int, default=users, help="distinct users/tokens")
+    parser.add_argument("--duration", type=int, default=seconds, help="seconds per measured run")
     parser.add_argument("--warmup", type=int, default=3, help="seconds of warm-up per variant")
-    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--connections", type=int, default=connections)
     parser.add_argument(
         "--variants", default="defaults", help="comma-separated names of VARIANTS (below)"
     )
@@ -653,7 +657,7 @@ def run(args: argparse.Namespace, work: Path) -> None:
     rounds: list[list[Row]] = []
     for number in range(args.rounds):
         prefix = f"round {number + 1}: " if args.rounds > 1 else ""
-        rows = measure_round(bench, args, number, prefix)
+        rows = measure_round(bench, number, prefix)
         rounds.append(rows)
         if args.rounds > 1:
             print(f"\n-- round {number + 1} of {args.rounds}")
@@ -665,8 +669,9 @@ def run(args: argparse.Namespace, work: Path) -> None:
         print(f"Logs and files: {work}")
 
 
-def measure_round(bench: Bench, args: argparse.Namespace, number: int, prefix: str) -> list[Row]:
+def measure_round(bench: Bench, number: int, prefix: str) -> list[Row]:
     """The ceiling, each suite variant and seed 000, one after the other."""
+    args = bench.args
     rows: list[Row] = []
     if not args.no_ceiling:
         rows.append(measure_ceiling(bench.work / f"ceiling-{number}", bench.generator, args))
