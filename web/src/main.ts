@@ -75,12 +75,6 @@ async function showApp(user: User | undefined): Promise<void> {
   app.changed();
 }
 
-/**
- * Inside Telegram the Mini App's initData logs in, every time it opens (the
- * stored tokens may be another Telegram account's, on a shared device).
- * Otherwise the mail's one-time login link (`AUTH_LOGIN_LINK_URL`, e.g.
- * `https://host/app/#challenge={challengeId}&key={key}`) signs in directly.
- */
 /** A login that did not go through: the form, with what went wrong above it. */
 function refused(error: unknown): void {
   showLogin();
@@ -88,6 +82,12 @@ function refused(error: unknown): void {
   root.prepend(errorLine);
 }
 
+/**
+ * Inside Telegram the Mini App's initData logs in, every time it opens (the
+ * stored tokens may be another Telegram account's, on a shared device).
+ * Otherwise the mail's one-time login link (`AUTH_LOGIN_LINK_URL`, e.g.
+ * `https://host/app/#challenge={challengeId}&key={key}`) signs in directly.
+ */
 async function start(): Promise<void> {
   const telegram = telegramLaunch();
   if (telegram !== null) {
