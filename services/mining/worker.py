@@ -78,6 +78,9 @@ _LOG_THROTTLE = Throttle(5.0)
 ACTIVE_MINERS = "mining-active"
 ATTEMPTS = "mining-click-attempts"
 ACTIVE_WINDOW_MS = 300_000
+#: How often a lingering batch takes the clicks that came meanwhile (it is
+#: written as soon as it is full).
+LINGER_STEP_SECONDS = 0.25
 #: Outbox documents (whole batches) one sweep query takes.
 SWEEP_PAGE = 100
 _FINISH_LATENCY = REDIS_LATENCY_MS.labels(operation="mining_worker_finish")
@@ -211,16 +214,22 @@ class Worker:
     async def _read(self, consumer: str) -> list[Entry]:
         """Up to a batch of new entries, waiting up to ``block_ms`` for the first;
         then, when at least ``linger_from`` came (a load), until the oldest is
-        ``linger_ms`` old unless the batch is full."""
+        ``linger_ms`` old or the batch is full, whichever comes first (what
+        came meanwhile is taken every :data:`LINGER_STEP_SECONDS`)."""
         settings = self.settings
         size = settings.batch_size
         entries = await self._take(consumer, size, settings.block_ms)
         if not settings.linger_ms or not settings.linger_from <= len(entries) < size:
             return entries
-        age_ms = time.time() * 1000 - int(entries[0][0].partition("-")[0])
-        if age_ms < settings.linger_ms:
-            await self._sleep((settings.linger_ms - age_ms) / 1000)
-        return entries + await self._take(consumer, size - len(entries), None)
+        until_ms = int(entries[0][0].partition("-")[0]) + settings.linger_ms
+        while len(entries) < size and not self.stopping.is_set():
+            left_ms = until_ms - time.time() * 1000
+            if left_ms > 0:
+                await self._sleep(min(left_ms / 1000, LINGER_STEP_SECONDS))
+            entries += await self._take(consumer, size - len(entries), None)
+            if left_ms <= 0:
+                break
+        return entries
 
     async def _take(self, consumer: str, count: int, block_ms: int | None) -> list[Entry]:
         reply: Any = await self.redis.xreadgroup(

@@ -149,6 +149,32 @@ async def test_a_full_batch_does_not_linger(pipeline: Pipeline) -> None:
     assert len(await mined_entries(pipeline, user)) == 1
 
 
+async def test_a_batch_that_fills_while_it_lingers_is_written_at_once(
+    pipeline: Pipeline,
+) -> None:
+    """Clicks that come during the linger join the batch; once it holds
+    MINING_WORKER_BATCH_SIZE clicks it is written, not held until the linger
+    ends: one ledger entry for all of them, long before 9 s."""
+    user = uuid.uuid4().hex
+    keys = [uuid.uuid4().hex for _ in range(3)]
+    async with pipeline.worker(
+        MINING_WORKER_LINGER_MS="9000", MINING_WORKER_LINGER_FROM="1", MINING_WORKER_BATCH_SIZE="3"
+    ):
+        await pipeline.click(user, keys[0])
+        await asyncio.sleep(0.4)  # the worker holds the first click and lingers
+        for key in keys[1:]:
+            await pipeline.click(user, key)
+
+        async def all_done() -> bool:
+            states = {await pipeline.click_state(user, key) for key in keys}
+            return states == {pb.CLICK_STATE_DONE}
+
+        await until(all_done, 5.0)  # well before the 9 s linger would end
+    entries = await mined_entries(pipeline, user)
+    assert [entry.memo.split(" clicks")[0] for entry in entries] == ["3"]
+    assert (await pipeline.audit()).settled
+
+
 async def test_a_batch_processed_twice_changes_nothing(pipeline: Pipeline) -> None:
     """A worker that dies after MongoDB and the wallet but before XACK: the
     batch comes again and must not record or credit anything twice."""

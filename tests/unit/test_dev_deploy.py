@@ -373,7 +373,7 @@ def test_env_example_values_load_in_every_process() -> None:
     assert (mining.queue_max_depth, mining.rules.energy_max) == (100_000, 1000)
     assert mining.reward.units_per_tap == 100_000
     worker = WorkerSettings.from_env(Env(running))
-    assert (worker.concurrency, worker.batch_size) == (1, 5000)
+    assert (worker.concurrency, worker.batch_size) == (1, 10_000)
     assert worker.consumer  # hostname-pid when MINING_WORKER_NAME is empty
     quests = QuestsSettings.from_env(Env(running))
     assert (quests.daily_reset_hour, quests.leaderboard_cache_seconds) == (0, 10)
