@@ -99,6 +99,8 @@ VARIANTS: dict[str, dict[str, str]] = {
     "unbatched": {"GATEWAY_CLICK_BATCH_MAX": "1"},
     "2-workers": {"MINING_WORKER_PROCESSES": "2"},
     "batch-500": {"MINING_WORKER_BATCH_SIZE": "500"},
+    # The drain at the requests' priority (runtime.priority).
+    "no-nice": {"MINING_WORKER_NICE": "0", "MONGODB_EMBEDDED_NICE": "0"},
     # The defaults before the 8 s linger and 10,000-click batches.
     "linger-2s": {"MINING_WORKER_LINGER_MS": "2000", "MINING_WORKER_BATCH_SIZE": "5000"},
 }
@@ -246,19 +248,15 @@ def measure_variant(bench: Bench, name: str, settings: Mapping[str, str], index:
 
     args = bench.args
     folder = bench.work / f"variant-{index}"
-    with stores(folder / "stores") as found:
-        suite = Suite(
-            found.urls,
-            folder,
-            {
-                **OPEN_IP_TIER,
-                "LOG_LEVEL": args.log_level,
-                "AUTH_JWT_PRIVATE_KEY_FILE": str(bench.key_file),
-                **dict(args.env),
-                **settings,
-            },
-            redis_db=3 + index % 12,
-        )
+    environment = {
+        **OPEN_IP_TIER,
+        "LOG_LEVEL": args.log_level,
+        "AUTH_JWT_PRIVATE_KEY_FILE": str(bench.key_file),
+        **dict(args.env),
+        **settings,
+    }
+    with stores(folder / "stores", environment) as found:
+        suite = Suite(found.urls, folder, environment, redis_db=3 + index % 12)
         try:
             suite.start()
             redis = sync_redis.Redis.from_url(suite.env["REDIS_URL"], decode_responses=True)

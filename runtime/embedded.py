@@ -22,6 +22,7 @@ from pathlib import Path
 
 from runtime.config import Env, gc_threshold
 from runtime.heap import launcher_lines
+from runtime.priority import background_nice, launcher_line
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +49,13 @@ class EmbeddedServer:
 
     name = "server"
 
-    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, port: int | None = None, environ: Mapping[str, str] | None = None
+    ) -> None:
         self.data_dir = data_dir
         self.port = port or free_port()
+        #: The settings it is launched with (``os.environ`` by default).
+        self.env = Env(environ)
         self.process: subprocess.Popen[bytes] | None = None
 
     def command(self) -> list[str]:
@@ -152,14 +157,22 @@ class EmbeddedMongo(EmbeddedServer):
 
     name = "mongodb"
 
-    def __init__(self, data_dir: Path, port: int | None = None, cache_size: str = "1G") -> None:
-        super().__init__(data_dir, port)
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        environ: Mapping[str, str] | None = None,
+        cache_size: str = "1G",
+    ) -> None:
+        super().__init__(data_dir, port, environ)
         self.cache_size = cache_size
 
     def command(self) -> list[str]:
         # Its garbage collector tuned like ours (runtime.heap), after its imports.
-        gc = launcher_lines(gc_threshold(Env()))
-        launcher = f"import sys; from secantus.cli import main; {gc}; sys.exit(main())"
+        gc = launcher_lines(gc_threshold(self.env))
+        # It yields the CPU to the requests (runtime.priority), before it imports anything.
+        nice = launcher_line(background_nice(self.env, "MONGODB_EMBEDDED_NICE"))
+        launcher = f"import sys; {nice}from secantus.cli import main; {gc}; sys.exit(main())"
         return [
             sys.executable,
             "-c",
@@ -202,7 +215,7 @@ def embedded_stores(
             if env.get(variable):
                 urls[variable] = env[variable]
                 continue
-            server = factory(data_dir / factory.name)
+            server = factory(data_dir / factory.name, environ=env)
             server.start()
             started.append(server)
             urls[variable] = server.url

@@ -41,8 +41,9 @@ class Stores:
 
 
 @contextlib.contextmanager
-def stores(folder: Path) -> Iterator[Stores]:
-    """REDIS_URL / MONGODB_URI from the environment, or embedded servers."""
+def stores(folder: Path, settings: Mapping[str, str] | None = None) -> Iterator[Stores]:
+    """REDIS_URL / MONGODB_URI from the environment, or embedded servers
+    launched with ``settings`` over it (e.g. a variant's MONGODB_EMBEDDED_NICE)."""
     from runtime.embedded import EmbeddedMongo, EmbeddedRedis, EmbeddedServer
 
     found = Stores({})
@@ -56,7 +57,7 @@ def stores(folder: Path) -> Iterator[Stores]:
             if os.environ.get(variable):
                 found.urls[variable] = os.environ[variable]
                 continue
-            server = factory(folder / factory.name)
+            server = factory(folder / factory.name, environ={**os.environ, **(settings or {})})
             server.start()
             started.append(server)
             found.urls[variable] = server.url

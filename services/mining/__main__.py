@@ -30,6 +30,7 @@ from runtime.config import Env, ServiceSettings, load_or_exit
 from runtime.grpc_client import channel
 from runtime.grpc_server import serve
 from runtime.metrics import watch_event_loop_lag
+from runtime.priority import lower_priority
 from runtime.process import MetricsPortUnavailable, start_process
 from runtime.stores import mongo_client, redis_client
 from runtime.tasks import background
@@ -58,6 +59,7 @@ async def run_worker(settings: WorkerSettings) -> int:
     except MetricsPortUnavailable as error:
         print(error, file=sys.stderr)
         return 2
+    lower_priority(settings.nice)
     assert settings.service.redis_url is not None
     redis = redis_client(settings.service.redis_url, socket_timeout=10.0)
     client = mongo_client(settings.service.mongodb_uri, app_name="minequest-mining-worker")

@@ -46,6 +46,7 @@ from pathlib import Path
 
 from runtime.config import ConfigError, Env, ServiceSettings
 from runtime.money import decimal_units
+from runtime.priority import BACKGROUND_NICE, background_nice
 from services.mining.boosts import DEFAULT_FILE as BOOSTS_FILE
 from services.mining.boosts import FILE_VAR as BOOSTS_FILE_VAR
 from services.mining.boosts import Catalogue, load_boosts
@@ -298,6 +299,8 @@ class WorkerSettings:
     linger_from: int = LINGER_FROM
     #: Where each credited batch is posted on the mined-coin leaderboards.
     leaderboards: LeaderboardSettings = LeaderboardSettings()
+    #: The worker process's niceness: it yields the CPU to requests (runtime.priority).
+    nice: int = BACKGROUND_NICE
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> WorkerSettings:
@@ -346,4 +349,5 @@ class WorkerSettings:
             linger_from=env.integer(
                 "MINING_WORKER_LINGER_FROM", LINGER_FROM, minimum=1, maximum=10_000
             ),
+            nice=background_nice(env, "MINING_WORKER_NICE"),
         )

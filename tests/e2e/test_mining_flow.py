@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -111,6 +112,16 @@ def test_a_click_is_queued_then_done_and_credited_once(
     assert cache.startswith("private")
     assert "max-age=" in cache
     assert "stale-while-revalidate=" in cache
+
+
+def test_the_worker_yields_the_cpu_to_the_request_path(stack: Stack) -> None:
+    """MINING_WORKER_NICE (default 10): on a shared box the worker takes the
+    CPU the gateway and the mining service leave."""
+    gateway = os.getpriority(os.PRIO_PROCESS, stack.child("gateway").pid)
+    mining = os.getpriority(os.PRIO_PROCESS, stack.child("mining").pid)
+    worker = os.getpriority(os.PRIO_PROCESS, stack.child("mining-worker").pid)
+    assert gateway == mining
+    assert worker == min(19, gateway + 10)
 
 
 def test_the_request_id_travels_to_the_click_record(stack: Stack, client: httpx.Client) -> None:

@@ -41,7 +41,7 @@ def test_defaults() -> None:
     assert config.queue_max_depth == 100_000
     worker = WorkerSettings.from_env(Env(BASE))
     assert (worker.concurrency, worker.batch_size, worker.max_attempts) == (1, 10_000, 5)
-    assert (worker.linger_ms, worker.linger_from) == (8000, 100)
+    assert (worker.linger_ms, worker.linger_from, worker.nice) == (8000, 100, 10)
     assert worker.wallet_service_addr == "127.0.0.1:50053"
 
 
