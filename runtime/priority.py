@@ -10,7 +10,7 @@ waits is latency a user sees. So the worker (``MINING_WORKER_NICE``) and
 the embedded SecantusDB ``make dev`` starts (``MONGODB_EMBEDDED_NICE``)
 run at niceness :data:`BACKGROUND_NICE` by default: they get whatever CPU
 the requests leave, which on an idle box is all of it. Side by side
-(README, Benchmarks) that accepted 12-13 % more clicks at a lower p99 and
+(README, Benchmarks) that accepted 12-17 % more clicks at a lower p99 and
 less CPU per click. 0 runs them like everything else.
 
 Raising one's own niceness needs no privilege. In a container the kernel
