@@ -62,6 +62,13 @@ class EmbeddedServer:
         raise NotImplementedError
 
     @property
+    def pid(self) -> int:
+        """The running server's process id."""
+        if self.process is None:
+            raise RuntimeError(f"{self.name} is not running")
+        return self.process.pid
+
+    @property
     def url(self) -> str:
         raise NotImplementedError
 
@@ -198,11 +205,12 @@ class EmbeddedMongo(EmbeddedServer):
 
 
 @contextlib.contextmanager
-def embedded_stores(
+def embedded_servers(
     data_dir: Path, environ: Mapping[str, str] | None = None
-) -> Iterator[dict[str, str]]:
-    """Yield ``{"REDIS_URL": ..., "MONGODB_URI": ...}``, starting a server for
-    each variable that ``environ`` (default ``os.environ``) leaves unset."""
+) -> Iterator[tuple[dict[str, str], list[EmbeddedServer]]]:
+    """Yield ``{"REDIS_URL": ..., "MONGODB_URI": ...}`` and the servers started
+    for it: one for each variable that ``environ`` (default ``os.environ``)
+    leaves unset, launched with ``environ``'s settings."""
     env = dict(os.environ if environ is None else environ)
     started: list[EmbeddedServer] = []
     urls: dict[str, str] = {}
@@ -220,7 +228,16 @@ def embedded_stores(
             started.append(server)
             urls[variable] = server.url
             log.info("started embedded %s", server.name, extra={"url": server.url})
-        yield urls
+        yield urls, started
     finally:
         for server in reversed(started):
             server.stop()
+
+
+@contextlib.contextmanager
+def embedded_stores(
+    data_dir: Path, environ: Mapping[str, str] | None = None
+) -> Iterator[dict[str, str]]:
+    """The store URLs of :func:`embedded_servers`."""
+    with embedded_servers(data_dir, environ) as (urls, _):
+        yield urls

@@ -44,29 +44,10 @@ class Stores:
 def stores(folder: Path, settings: Mapping[str, str] | None = None) -> Iterator[Stores]:
     """REDIS_URL / MONGODB_URI from the environment, or embedded servers
     launched with ``settings`` over it (e.g. a variant's MONGODB_EMBEDDED_NICE)."""
-    from runtime.embedded import EmbeddedMongo, EmbeddedRedis, EmbeddedServer
+    from runtime.embedded import embedded_servers
 
-    found = Stores({})
-    started: list[EmbeddedServer] = []
-    try:
-        factories: tuple[tuple[str, type[EmbeddedServer]], ...] = (
-            ("REDIS_URL", EmbeddedRedis),
-            ("MONGODB_URI", EmbeddedMongo),
-        )
-        for variable, factory in factories:
-            if os.environ.get(variable):
-                found.urls[variable] = os.environ[variable]
-                continue
-            server = factory(folder / factory.name, environ={**os.environ, **(settings or {})})
-            server.start()
-            started.append(server)
-            found.urls[variable] = server.url
-            assert server.process is not None
-            found.pids[factory.name] = server.process.pid
-        yield found
-    finally:
-        for server in reversed(started):
-            server.stop()
+    with embedded_servers(folder, {**os.environ, **(settings or {})}) as (urls, started):
+        yield Stores(urls, {server.name: server.pid for server in started})
 
 
 class Suite:

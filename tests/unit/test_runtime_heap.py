@@ -4,33 +4,26 @@ Each case runs in a fresh interpreter (the test process keeps its own GC)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 from runtime.config import ConfigError, Env, ServiceSettings, gc_threshold
 from runtime.embedded import EmbeddedMongo
 from runtime.heap import YOUNG_THRESHOLD, launcher_lines
+from tests.fresh_python import output_of
 
 REPORT = "import gc; print(gc.get_threshold(), gc.get_freeze_count() > 1000)"
 
 
-def run(source: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-c", source], capture_output=True, text=True, check=True, timeout=60
-    )
-    return done.stdout.strip()
-
-
 def test_tune_gc_freezes_what_is_alive_and_raises_the_young_threshold() -> None:
-    assert run(f"from runtime.heap import tune_gc; tune_gc(5000); {REPORT}") == (
+    assert output_of(f"from runtime.heap import tune_gc; tune_gc(5000); {REPORT}") == (
         "(5000, 50, 100) True"
     )
 
 
 def test_the_launcher_lines_do_the_same_in_a_process_that_is_not_ours() -> None:
-    assert run(f"import json, email; {launcher_lines(1234)}; {REPORT}") == "(1234, 50, 100) True"
+    assert (
+        output_of(f"import json, email; {launcher_lines(1234)}; {REPORT}") == "(1234, 50, 100) True"
+    )
 
 
 def test_the_embedded_secantusdb_is_launched_with_the_configured_threshold(

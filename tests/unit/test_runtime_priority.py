@@ -6,8 +6,6 @@ shared box the requests get the CPU first. Each case runs in a fresh process
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,23 +13,12 @@ import pytest
 from runtime.config import ConfigError, Env
 from runtime.embedded import EmbeddedMongo
 from runtime.priority import BACKGROUND_NICE, background_nice, launcher_line
+from tests.fresh_python import output_of
 
 RAISED = (
     "import os; from runtime.priority import lower_priority; "
     "before = os.nice(0); lower_priority({n}); print(os.nice(0) - before)"
 )
-
-
-def run(source: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-c", source],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-        cwd=Path(__file__).parents[2],
-    )
-    return done.stdout.strip()
 
 
 def test_the_niceness_defaults_to_ten_and_a_bad_one_is_a_one_line_configuration_error() -> None:
@@ -44,8 +31,8 @@ def test_the_niceness_defaults_to_ten_and_a_bad_one_is_a_one_line_configuration_
 
 @pytest.mark.skipif(os.nice(0) > 12, reason="the test process is already nice 13 or more")
 def test_a_process_lowers_its_own_priority_by_the_niceness_and_zero_leaves_it() -> None:
-    assert run(RAISED.format(n=7)) == "7"
-    assert run(RAISED.format(n=0)) == "0"
+    assert output_of(RAISED.format(n=7)) == "7"
+    assert output_of(RAISED.format(n=0)) == "0"
 
 
 @pytest.mark.skipif(os.nice(0) > 9, reason="the test process is already nice 10 or more")
